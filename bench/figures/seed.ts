@@ -1,0 +1,68 @@
+import pg from 'pg';
+import { config } from '../../shared/config.js';
+import { migrate } from '../../shared/db/migrate.js';
+import { createPool, ident, splitDatabaseUrl } from '../../shared/db/pool.js';
+import { seedDemo } from '../../shared/demo/seed.js';
+import { timed, type Bench } from '../harness.js';
+
+/** Builds a scratch database name on the configured server. */
+export function scratchUrl(label: string): string {
+  const u = new URL(config().DATABASE_URL);
+  u.pathname = `/cutter_bench_${label}_${process.pid}`;
+  return u.toString();
+}
+
+/** Drops a scratch database. */
+export async function dropScratch(url: string): Promise<void> {
+  const { database, maintenanceUrl } = splitDatabaseUrl(url);
+  const client = new pg.Client({ connectionString: maintenanceUrl });
+  await client.connect();
+  await client.query(`DROP DATABASE IF EXISTS ${ident(database)} WITH (FORCE)`);
+  await client.end();
+}
+
+/**
+ * Migrate + seed of the demo corpus beside the floor of a bare CREATE DATABASE
+ * + one INSERT of 158 rows: what the schema, constraints and audit cost.
+ */
+export const seedBench: Bench = {
+  name: 'demo-seed',
+  async run({ log }) {
+    const url = scratchUrl('seed');
+    const floorUrl = scratchUrl('seedfloor');
+    try {
+      const cutter = await timed(async () => {
+        await migrate(url, { execRole: config().CUTTER_EXEC_ROLE });
+        const pool = createPool(url);
+        await seedDemo(pool, 'bench');
+        await pool.end();
+      });
+      const floor = await timed(async () => {
+        const { database, maintenanceUrl } = splitDatabaseUrl(floorUrl);
+        const admin = new pg.Client({ connectionString: maintenanceUrl });
+        await admin.connect();
+        await admin.query(`CREATE DATABASE ${ident(database)}`);
+        await admin.end();
+        const client = new pg.Client({ connectionString: floorUrl });
+        await client.connect();
+        await client.query('CREATE TABLE u (k text PRIMARY KEY, s text, body text)');
+        await client.query(`INSERT INTO u SELECT 'K/' || g, 'draft', 'body ' || g FROM generate_series(1, 158) g`);
+        await client.end();
+      });
+      log(`cutter ${cutter.seconds.toFixed(2)} s, floor ${floor.seconds.toFixed(2)} s`);
+      return [
+        {
+          name: 'db migrate + demo seed (158 units, fresh database)',
+          value: `${cutter.seconds.toFixed(2)} s`,
+          floor: `${floor.seconds.toFixed(2)} s (CREATE DATABASE + one table + one INSERT)`,
+          ratio: cutter.seconds / floor.seconds,
+          goal: 'reported',
+          met: null,
+        },
+      ];
+    } finally {
+      await dropScratch(url);
+      await dropScratch(floorUrl);
+    }
+  },
+};

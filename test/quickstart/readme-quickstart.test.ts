@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dropDatabase, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const name = uniqueDatabaseName('quickstart');
+afterAll(async () => {
+  await dropDatabase(name);
+});
+
+function npmRunDemo(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npm', ['run', '--silent', 'demo'], { cwd: ROOT, env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** The block of expected output the README shows after `npm run demo`. */
+function readmeDemoOutput(): string {
+  const readme = readFileSync(new URL('README.md', `file://${ROOT}`), 'utf8');
+  const match = /`npm run demo` builds[\s\S]*?```\n([\s\S]*?)```/.exec(readme);
+  if (!match?.[1]) throw new Error('README has no expected-output block after "npm run demo builds"');
+  return match[1];
+}
+
+describe('README quickstart', () => {
+  it('`npm run demo` on a fresh database prints what the README shows, and a second run inserts nothing', async () => {
+    const env = { DATABASE_URL: testDatabaseUrl(name), LOG_FORMAT: 'json' };
+    const first = await npmRunDemo(env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(readmeDemoOutput().trimEnd());
+
+    const second = await npmRunDemo(env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain('0 unit(s) inserted');
+    expect(second.stdout).toContain('total: 158 units');
+  });
+});

@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { createPool, ident, type Pool } from '../../shared/db/pool.js';
+import { pollStep } from './poll.js';
+import { withDatabase } from './services.js';
+
+/** A database of its own for one test file, cloned from the migrated template. */
+export interface TestDatabase {
+  name: string;
+  url: string;
+  pool: Pool;
+  /** Drops the database (closing the pool first). */
+  drop: () => Promise<void>;
+}
+
+/** A fresh name for a database that does not exist yet. */
+export function uniqueDatabaseName(label: string): string {
+  const slug = label.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 30);
+  return `cutter_t_${slug}_${randomBytes(4).toString('hex')}`;
+}
+
+/** The URL of a database on the test server (which need not exist). */
+export function testDatabaseUrl(name: string): string {
+  return withDatabase(inject('postgresUrl'), name);
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: inject('postgresUrl') });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Clones the migrated template into a new database. */
+export async function createTestDatabase(label: string, options: { migrated?: boolean } = {}): Promise<TestDatabase> {
+  const name = uniqueDatabaseName(label);
+  const template = options.migrated === false ? 'template0' : inject('templateDatabase');
+  await admin(async (client) => {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await client.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(template)} ENCODING 'UTF8'`);
+        return;
+      } catch (err) {
+        // 55006: another session is briefly connected to the template.
+        if ((err as { code?: string }).code !== '55006' || attempt >= 20) throw err;
+        await pollStep(100 * attempt);
+      }
+    }
+  });
+  const url = testDatabaseUrl(name);
+  const pool = createPool(url, { max: 5, applicationName: 'cutter-test' });
+  return {
+    name,
+    url,
+    pool,
+    drop: async () => {
+      await pool.end().catch(() => undefined);
+      await dropDatabase(name);
+    },
+  };
+}
+
+/** Drops a database, disconnecting anyone still on it. */
+export async function dropDatabase(name: string): Promise<void> {
+  if (process.env['KEEP_TEST_DB'] === '1') return;
+  await admin((client) => client.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+}

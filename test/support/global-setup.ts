@@ -1,0 +1,34 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import type { TestProject } from 'vitest/node';
+import { loadMigrations, migrate } from '../../shared/db/migrate.js';
+import { resolveServices, withDatabase } from './services.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    postgresUrl: string;
+    redisUrl: string;
+    templateDatabase: string;
+  }
+}
+
+/**
+ * Once per test run: build the CLI the tests spawn, find the services, and
+ * migrate a template database that every test file clones (cloning is far
+ * faster than migrating each database).
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  const services = await resolveServices();
+  const migrations = await loadMigrations();
+  const hash = createHash('sha256')
+    .update(migrations.map((m) => m.sha256).join(','))
+    .digest('hex')
+    .slice(0, 12);
+  const templateDatabase = `cutter_tpl_${hash}`;
+  await migrate(withDatabase(services.postgresUrl, templateDatabase), { execRole: 'cutter_exec' });
+  project.provide('postgresUrl', services.postgresUrl);
+  project.provide('redisUrl', services.redisUrl);
+  project.provide('templateDatabase', templateDatabase);
+  return services.stop;
+}
