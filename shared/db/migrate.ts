@@ -29,7 +29,7 @@ export interface MigrateResult {
   alreadyApplied: number;
 }
 
-/** Reads the migration files in order; a gap-free, duplicate-free numbering is required. */
+/** Reads the migration files in order; numbers may have gaps but never repeat. */
 export async function loadMigrations(dir: URL = MIGRATIONS_DIR): Promise<MigrationFile[]> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.sql')).sort();
   const files: MigrationFile[] = [];
