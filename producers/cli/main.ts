@@ -7,6 +7,7 @@ import { CliContext } from './context.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommands } from './commands/demo.js';
+import { registerGrantsCommands } from './commands/grants.js';
 
 /** The operator's command line: one process, one command, one exit code. */
 async function main(argv: string[]): Promise<number> {
@@ -24,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
     registerDbCommands(program, ctx);
     registerDemoCommands(program, ctx);
     registerAuditCommands(program, ctx);
+    registerGrantsCommands(program, ctx);
     await program.parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (thrown) {

@@ -42,5 +42,24 @@ export const REQUIRED_GRANTS: readonly RequiredGrant[] = [
 /** Table privileges the exec role must hold on no table of a governed schema. */
 export const FORBIDDEN_TABLE_PRIVILEGES: readonly TablePrivilege[] = ['DELETE', 'TRUNCATE'];
 
-/** Role attributes the exec role must not have (pg_roles columns). */
-export const FORBIDDEN_ROLE_ATTRIBUTES = ['rolsuper', 'rolcreaterole', 'rolcreatedb', 'rolbypassrls'] as const;
+/**
+ * Role attributes the exec role must not have (pg_roles columns), with the
+ * keyword ALTER ROLE uses. REPLICATION is here too: it can stream every row.
+ */
+export const FORBIDDEN_ROLE_ATTRIBUTES = ['rolsuper', 'rolcreaterole', 'rolcreatedb', 'rolbypassrls', 'rolreplication'] as const;
+
+export type RoleAttribute = (typeof FORBIDDEN_ROLE_ATTRIBUTES)[number];
+
+export const ROLE_ATTRIBUTE_KEYWORD: Record<RoleAttribute, string> = {
+  rolsuper: 'SUPERUSER',
+  rolcreaterole: 'CREATEROLE',
+  rolcreatedb: 'CREATEDB',
+  rolbypassrls: 'BYPASSRLS',
+  rolreplication: 'REPLICATION',
+};
+
+/** Every privilege a table (or view) can carry; the probe flags any beyond REQUIRED_GRANTS. */
+export const TABLE_PRIVILEGES: readonly TablePrivilege[] = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'];
+
+/** Every privilege a sequence can carry (UPDATE is setval). */
+export const SEQUENCE_PRIVILEGES = ['USAGE', 'SELECT', 'UPDATE'] as const;
