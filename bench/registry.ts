@@ -1,5 +1,6 @@
 import type { Bench } from './harness.js';
 import { seedBench } from './figures/seed.js';
+import { snapshotPlanBench } from './figures/snapshot-plan.js';
 
 /** Every benchmark `npm run bench` runs, in order. Add a figure here. */
-export const BENCHES: Bench[] = [seedBench];
+export const BENCHES: Bench[] = [seedBench, snapshotPlanBench];

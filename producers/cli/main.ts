@@ -8,6 +8,8 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommands } from './commands/demo.js';
 import { registerGrantsCommands } from './commands/grants.js';
+import { registerPlanCommand } from './commands/plan.js';
+import { registerTargetCommands } from './commands/target.js';
 
 /** The operator's command line: one process, one command, one exit code. */
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +28,8 @@ async function main(argv: string[]): Promise<number> {
     registerDemoCommands(program, ctx);
     registerAuditCommands(program, ctx);
     registerGrantsCommands(program, ctx);
+    registerTargetCommands(program, ctx);
+    registerPlanCommand(program, ctx);
     await program.parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (thrown) {

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { CutterError } from '../../../shared/errors.js';
+import { previewPlan, type PlanPreview } from '../../../shared/plan/preview.js';
+import { formatCriterion } from '../../../shared/targets/criteria.js';
+import { type CliContext, out, outJson } from '../context.js';
+
+const counts = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => `${k} ${n}`).join(', ') || '(none)';
+
+/** The --json object: the plan summary keys, the target and the criteria (null plan fields when refused). */
+function previewJson(p: PlanPreview): Record<string, unknown> {
+  return {
+    ok: p.error === null,
+    target: p.target,
+    corpus: p.corpus,
+    mode: p.mode,
+    plan_sha256: p.plan?.plan_sha256 ?? null,
+    unit_count: p.plan?.unit_count ?? null,
+    by_op: p.plan?.by_op ?? null,
+    by_transition: p.plan?.by_transition ?? null,
+    criteria: p.criteria,
+    snapshot: p.snapshot,
+    error: p.error,
+  };
+}
+
+/** `cutter plan --target T --snapshot FILE`: the plan and its hash, writing nothing; exit 0 / 1 refused / 2 bad input. */
+export function registerPlanCommand(program: Command, ctx: () => CliContext): void {
+  program
+    .command('plan')
+    .description('the plan summary and plan_sha256 for a snapshot, writing and enqueuing nothing')
+    .requiredOption('--target <name>', 'registered target')
+    .requiredOption('--snapshot <file>', 'NDJSON or JSON array snapshot')
+    .option('--mode <mode>', 'judge C3 for a live or a dry run', 'live')
+    .option('--max-errors <n>', 'snapshot issues to list before stopping', '20')
+    .option('--json', 'print one JSON object')
+    .action(async (opts: { target: string; snapshot: string; mode: string; maxErrors: string; json?: boolean }) => {
+      if (opts.mode !== 'live' && opts.mode !== 'dry') throw new CutterError('BAD_MODE', `--mode must be live or dry, not ${opts.mode}`, { kind: 'bad_input' });
+      const maxErrors = Number(opts.maxErrors);
+      if (!Number.isInteger(maxErrors) || maxErrors < 1) throw new CutterError('BAD_MAX_ERRORS', '--max-errors must be a whole number ≥ 1', { kind: 'bad_input' });
+      const c = ctx();
+      const p = await previewPlan(c.db(), { target: opts.target, path: opts.snapshot, mode: opts.mode, operator: c.cfg.CUTTER_OPERATOR, maxErrors });
+      if (opts.json) outJson(previewJson(p));
+      else {
+        out(`plan for target ${p.target} (corpus ${p.corpus}), mode ${p.mode}; nothing is written`);
+        for (const criterion of p.criteria) out(formatCriterion(criterion));
+        if (p.plan) {
+          out(`plan_sha256    ${p.plan.plan_sha256}`);
+          out(`unit_count     ${p.plan.unit_count}`);
+          out(`by_op          ${counts(p.plan.by_op)}`);
+          out(`by_transition  ${counts(p.plan.by_transition)}`);
+        }
+      }
+      if (p.error) throw new CutterError(p.error.code, p.error.message, { kind: p.error.kind });
+    });
+}
