@@ -5,6 +5,7 @@ import { CutterError, coerceError, exitCodeFor } from '../../shared/errors.js';
 import { redactText } from '../../shared/logger.js';
 import { CliContext } from './context.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerBackupCommands } from './commands/backup.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommands } from './commands/demo.js';
 import { registerGrantsCommands } from './commands/grants.js';
@@ -27,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
     registerDbCommands(program, ctx);
     registerDemoCommands(program, ctx);
     registerAuditCommands(program, ctx);
+    registerBackupCommands(program, ctx);
     registerGrantsCommands(program, ctx);
     registerTargetCommands(program, ctx);
     registerPlanCommand(program, ctx);
