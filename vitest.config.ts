@@ -39,6 +39,19 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      {
+        // A real headless Chromium against the board; last, so it never
+        // competes with the integration forks for the two cores.
+        test: {
+          name: 'e2e',
+          sequence: { groupOrder: 3 },
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['test/support/global-setup.ts'],
+          testTimeout: 90_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
   },
 });

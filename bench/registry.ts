@@ -1,7 +1,9 @@
 import type { Bench } from './harness.js';
+import { approvalBench } from './figures/approval.js';
 import { seedBench } from './figures/seed.js';
 import { backupBench } from './figures/backup.js';
 import { snapshotPlanBench } from './figures/snapshot-plan.js';
+import { dryRunBench } from './figures/dry-run.js';
 
 /** Every benchmark `npm run bench` runs, in order. Add a figure here. */
-export const BENCHES: Bench[] = [seedBench, snapshotPlanBench, backupBench];
+export const BENCHES: Bench[] = [seedBench, snapshotPlanBench, backupBench, approvalBench, dryRunBench];

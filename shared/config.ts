@@ -87,6 +87,13 @@ export const configSchema = z.object({
       error: 'must be one of fatal, error, warn, info, debug, trace, silent',
     })
     .default('info'),
+  // Fault injection for the crash tests: the named point pauses its process
+  // so a test can SIGKILL it there. Never set in production.
+  CUTTER_FAULT: z
+    .enum(['execute.before-commit', 'execute.after-commit'], {
+      error: 'must be execute.before-commit or execute.after-commit (test only)',
+    })
+    .optional(),
   LOG_FORMAT: z
     .enum(['json', 'pretty'], { error: 'must be json or pretty' })
     .optional(),

@@ -4,13 +4,18 @@ import { config } from '../../shared/config.js';
 import { CutterError, coerceError, exitCodeFor } from '../../shared/errors.js';
 import { redactText } from '../../shared/logger.js';
 import { CliContext } from './context.js';
+import { registerApprovalCommands } from './commands/approval.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
+import { registerBoardCommand } from './commands/board.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommands } from './commands/demo.js';
 import { registerGrantsCommands } from './commands/grants.js';
 import { registerPlanCommand } from './commands/plan.js';
+import { registerRunCommand } from './commands/run.js';
+import { registerStatusCommand } from './commands/status.js';
 import { registerTargetCommands } from './commands/target.js';
+import { registerWorkerCommand } from './commands/worker.js';
 
 /** The operator's command line: one process, one command, one exit code. */
 async function main(argv: string[]): Promise<number> {
@@ -29,9 +34,14 @@ async function main(argv: string[]): Promise<number> {
     registerDemoCommands(program, ctx);
     registerAuditCommands(program, ctx);
     registerBackupCommands(program, ctx);
+    registerApprovalCommands(program, ctx);
+    registerBoardCommand(program, ctx);
     registerGrantsCommands(program, ctx);
+    registerRunCommand(program, ctx);
+    registerStatusCommand(program, ctx);
     registerTargetCommands(program, ctx);
     registerPlanCommand(program, ctx);
+    registerWorkerCommand(program, ctx);
     await program.parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (thrown) {

@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/pool.js';
 import { appendAudit } from '../audit/append.js';
-import { DEMO_PROTECTED, demoUnits, sha256Hex } from './corpus.js';
+import { DEMO_PROTECTED, DEMO_WORK_TARGET, demoUnits, sha256Hex } from './corpus.js';
 
 export interface SeedResult {
   unitsInserted: number;
@@ -50,6 +50,20 @@ export async function seedDemo(pool: Pool, actor: string): Promise<SeedResult> {
     }
     return { unitsInserted: rows.length, targetRegistered: Boolean(target.rowCount) };
   });
+}
+
+/**
+ * Registers the demo working target (demo/icx-work.target.json) for the demo
+ * run, as `cutter target register` would after its checks; idempotent.
+ */
+export async function registerDemoWorkTarget(pool: Pool, actor: string): Promise<boolean> {
+  const t = DEMO_WORK_TARGET;
+  const result = await pool.query(
+    `INSERT INTO cutter_governance.target_registry (name, corpus, owner, protected, max_units, allowed_transitions, registered_by, notes)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING`,
+    [t.name, t.corpus, t.owner, t.protected, t.max_units, t.allowed_transitions, actor, t.notes],
+  );
+  return Boolean(result.rowCount);
 }
 
 export interface CorpusSummaryRow {

@@ -110,3 +110,12 @@ async function stageChecked(client: PoolClient, args: StageArgs, checked: Snapsh
   }
   return { records: reader.records, bytes: reader.bytes, sha256: fileHash.digest('hex') };
 }
+
+/**
+ * Drops a run's staged snapshot once the run has ended: the plan items keep
+ * everything the run needed, and a million staged rows per run would
+ * otherwise stay forever.
+ */
+export async function discardStagedSnapshot(db: Pool | PoolClient, runId: string): Promise<void> {
+  await db.query('DELETE FROM cutter_governance.snapshot_record WHERE run_id = $1', [runId]);
+}

@@ -1,13 +1,19 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropDatabase, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
+import { testQueuePrefix } from '../support/prefix.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const name = uniqueDatabaseName('quickstart');
+// The demo keeps its throwaway GnuPG key under $HOME/.cutter-demo.
+const home = mkdtempSync(join(tmpdir(), 'cutter-home-'));
 afterAll(async () => {
   await dropDatabase(name);
+  rmSync(home, { recursive: true, force: true });
 });
 
 function npmRunDemo(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -32,10 +38,13 @@ function readmeDemoOutput(): string {
 
 describe('README quickstart', () => {
   it('`npm run demo` on a fresh database prints what the README shows, and a second run inserts nothing', async () => {
-    const env = { DATABASE_URL: testDatabaseUrl(name), LOG_FORMAT: 'json' };
+    const env = { DATABASE_URL: testDatabaseUrl(name), LOG_FORMAT: 'json', CUTTER_QUEUE_PREFIX: testQueuePrefix('demo'), HOME: home };
     const first = await npmRunDemo(env);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toContain(readmeDemoOutput().trimEnd());
+    expect(first.stdout).toMatch(/✓ verify/);
+    expect(first.stdout).toMatch(/run run-[0-9a-z-]+: succeeded, verdict PASS/);
+    expect(first.stdout).toContain('## Verification (G8)');
 
     const second = await npmRunDemo(env);
     expect(second.code, second.stderr).toBe(0);

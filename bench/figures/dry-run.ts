@@ -1,0 +1,136 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FlowProducer, Queue, Worker, type FlowJob } from 'bullmq';
+import { pino } from 'pino';
+import { config } from '../../shared/config.js';
+import { migrate } from '../../shared/db/migrate.js';
+import { createPool } from '../../shared/db/pool.js';
+import { demoBody, demoKey } from '../../shared/demo/corpus.js';
+import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
+import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
+import { createRedis } from '../../shared/redis.js';
+import { getRun } from '../../shared/runs/store.js';
+import { enqueueRun } from '../../producers/flow/enqueue.js';
+import { startFleet } from '../../workers/fleet.js';
+import { timed, type Bench } from '../harness.js';
+import { dropScratch, scratchUrl } from './seed.js';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+/** Polls a condition every 5 ms (both sides of the comparison wait the same way). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+/**
+ * A dry run of a 10-unit plan end to end (all eight phases' workers in this
+ * process: precheck with its backup selftest, grant probe, discover, cutplan,
+ * backup, rehearsal, verify) beside a bare BullMQ flow of 8 no-op jobs.
+ */
+export const dryRunBench: Bench = {
+  name: 'dry-run',
+  async run({ quick, log }) {
+    const rounds = quick ? 3 : 7;
+    const url = scratchUrl('dryrun');
+    const dir = mkdtempSync(join(tmpdir(), 'cutter-bench-dry-'));
+    const base = config();
+    const prefix = `bench-dry-${process.pid}`;
+    const redis = createRedis(base.REDIS_URL);
+    try {
+      await migrate(url, { execRole: base.CUTTER_EXEC_ROLE });
+      const pool = createPool(url);
+      await seedDemo(pool, 'bench');
+      await registerDemoWorkTarget(pool, 'bench');
+      const snapshot = join(dir, 'ten.ndjson');
+      const lines = Array.from({ length: 10 }, (_, i) => {
+        const key = demoKey('ICX-WORK', i + 1);
+        return JSON.stringify({ key, state: 'enacted', body: demoBody(key, 1) });
+      });
+      writeFileSync(snapshot, `${lines.join('\n')}\n`);
+      const gnupgHome = join(dir, 'gnupg');
+      const backupDir = join(dir, 'backups');
+      mkdirSync(backupDir);
+      const cfg = {
+        ...base,
+        DATABASE_URL: url,
+        CUTTER_QUEUE_PREFIX: prefix,
+        BACKUP_GPG_FPR: await ensureDemoGpgKey(gnupgHome),
+        GNUPGHOME: gnupgHome,
+        BACKUP_DIR: backupDir,
+      };
+      const fleet = await startFleet({ cfg, log: pino({ level: 'silent' }) });
+      const cutter: number[] = [];
+      try {
+        for (let i = 0; i < rounds; i += 1) {
+          const { seconds } = await timed(async () => {
+            const { runId } = await enqueueRun(
+              { pool, redis, prefix },
+              { target: 'icx-work', snapshotPath: snapshot, mode: 'dry', operator: 'bench', approvalWindowS: 3600 },
+            );
+            await until(async () => ['succeeded', 'failed'].includes((await getRun(pool, runId))?.status ?? ''));
+            const run = await getRun(pool, runId);
+            if (run?.verdict !== 'PASS') throw new Error(`bench dry run ${runId} ended ${run?.status ?? '?'}: ${run?.error_message ?? ''}`);
+          });
+          cutter.push(seconds);
+        }
+      } finally {
+        await fleet.close();
+        await pool.end();
+      }
+      const floor = await bareFlow(redis, `${prefix}-floor`, rounds);
+      const c = median(cutter);
+      const f = median(floor);
+      log(`dry run median ${(c * 1000).toFixed(0)} ms, bare flow median ${(f * 1000).toFixed(1)} ms`);
+      return [
+        {
+          name: 'dry run of a 10-unit plan, end to end (median)',
+          value: `${(c * 1000).toFixed(0)} ms`,
+          floor: `${(f * 1000).toFixed(1)} ms (bare 8-job BullMQ flow, no-op jobs)`,
+          ratio: c / f,
+          goal: '≤ 3×',
+          met: c / f <= 3,
+          notes:
+            'The floor moves 8 empty jobs; a dry run also takes a pg_dump | gpg backup and verifies it, fingerprints every corpus table twice, ' +
+            'probes the grant matrix live and stages/plans/rehearses in Postgres. Per-phase durations are in each run report.',
+        },
+      ];
+    } finally {
+      redis.disconnect();
+      await dropScratch(url);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+/** Times a FlowProducer tree of 8 nested no-op jobs until its root completes. */
+async function bareFlow(redis: ReturnType<typeof createRedis>, prefix: string, rounds: number): Promise<number[]> {
+  const names = Array.from({ length: 8 }, (_, i) => `floor-${i}`);
+  const connections = names.map(() => createRedis(config().REDIS_URL, 'worker'));
+  const workers = names.map((n, i) => new Worker(n, () => Promise.resolve(null), { connection: connections[i] ?? redis, prefix }));
+  const producer = new FlowProducer({ connection: redis, prefix });
+  const root = new Queue(names[names.length - 1] ?? 'floor-7', { connection: redis, prefix });
+  const times: number[] = [];
+  try {
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    for (let r = 0; r < rounds; r += 1) {
+      let tree: FlowJob | undefined;
+      for (const n of names) tree = { name: n, queueName: n, prefix, data: {}, opts: { failParentOnFailure: true }, ...(tree ? { children: [tree] } : {}) };
+      if (!tree) throw new Error('empty flow');
+      const flow = tree;
+      const { seconds } = await timed(async () => {
+        const added = await producer.add(flow);
+        const id = added.job.id ?? '';
+        await until(async () => (await root.getJobState(id)) === 'completed');
+      });
+      times.push(seconds);
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    for (const c of connections) c.disconnect();
+    await producer.close();
+    await root.obliterate({ force: true }).catch(() => undefined);
+    await root.close();
+  }
+  return times;
+}

@@ -1,0 +1,43 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import express, { type RequestHandler, type Router } from 'express';
+import { PHASES } from '../../shared/jobs/catalog.js';
+import { basicAuth } from '../auth.js';
+import type { BoardDeps } from '../deps.js';
+import { sendError } from '../errors.js';
+
+/** Where Bull Board lives. */
+export const ADMIN_BASE = '/admin/queues';
+
+/**
+ * Defence in depth behind readOnlyMode: promote, retry, add, clean, pause
+ * and every other write of Bull Board is a non-GET request, and each of them
+ * once bypassed a gate (FIELD-NOTES). Refusing them here keeps the board
+ * read-only even if a Bull Board upgrade changed what readOnlyMode covers.
+ */
+const refuseWrites: RequestHandler = (req, res, next) => {
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    next();
+    return;
+  }
+  res.setHeader('Allow', 'GET, HEAD');
+  sendError(res, 405, 'BOARD_READ_ONLY', 'the board is read-only: jobs cannot be changed from it');
+};
+
+/** Bull Board, read-only, behind HTTP basic auth, showing every phase queue. */
+export function adminRouter(deps: BoardDeps): Router {
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath(ADMIN_BASE);
+  createBullBoard({
+    queues: PHASES.map((p) => new BullMQAdapter(deps.queues[p], { readOnlyMode: true, allowRetries: false })),
+    // @bull-board/express 9.10.1 brings its own nested @bull-board/api 9.10.1, whose
+    // private fields make the two BaseAdapter types nominally different; the
+    // adapter only calls setQueues/setViewsPath/... which match at runtime.
+    serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
+    options: { uiConfig: { boardTitle: 'cutter' } },
+  });
+  const router = express.Router();
+  router.use(ADMIN_BASE, basicAuth(deps.credentials), refuseWrites, serverAdapter.getRouter() as Router);
+  return router;
+}

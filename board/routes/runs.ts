@@ -1,0 +1,91 @@
+import express, { type Request, type Router } from 'express';
+import { approvalSummary } from '../../shared/approval/summary.js';
+import { buildReport } from '../../shared/runs/report.js';
+import { getRun } from '../../shared/runs/store.js';
+import { runView } from '../../shared/runs/view.js';
+import type { BoardDeps } from '../deps.js';
+import { sendError } from '../errors.js';
+import { html, page } from '../pages/html.js';
+import { RUN_STATUSES, runListPage } from '../pages/run-list.js';
+import { runPage } from '../pages/run-page.js';
+import { listRuns, verifyResult } from '../queries.js';
+
+/**
+ * The run API and run pages: one route answers JSON (DESIGN §4 keys) or
+ * server-rendered HTML. JSON is the default, so `curl` and fetch() with
+ * Accept: *\/* get the API; HTML only for a client that asks for it first,
+ * as browsers do.
+ */
+
+function wantsHtml(req: Request): boolean {
+  return req.accepts(['json', 'html']) === 'html';
+}
+
+const RUN_LIST_LIMIT = 100;
+
+/** The runs router: /runs, /runs/:runId, /runs/:runId/report. */
+export function runsRouter(deps: BoardDeps): Router {
+  const router = express.Router();
+
+  router.get('/runs', async (req, res) => {
+    const raw = typeof req.query['status'] === 'string' && req.query['status'] !== '' ? req.query['status'] : undefined;
+    if (raw !== undefined && !(RUN_STATUSES as readonly string[]).includes(raw)) {
+      sendError(res, 400, 'STATUS_INVALID', `status must be one of ${RUN_STATUSES.join(', ')}`);
+      return;
+    }
+    const rows = await listRuns(deps.pool, { ...(raw ? { status: raw } : {}), limit: RUN_LIST_LIMIT });
+    if (wantsHtml(req)) {
+      res.type('html').send(runListPage(rows, raw));
+      return;
+    }
+    res.json({
+      runs: rows.map((r) => ({
+        run_id: r.run_id,
+        target: r.target,
+        mode: r.mode,
+        status: r.status,
+        phase: r.phase,
+        verdict: r.verdict,
+        created_utc: r.created_at.toISOString(),
+        finished_utc: r.finished_at?.toISOString() ?? null,
+      })),
+    });
+  });
+
+  router.get('/runs/:runId', async (req, res) => {
+    const runId = String(req.params['runId']);
+    const view = await runView(deps.pool, runId);
+    if (!view) {
+      if (wantsHtml(req)) res.status(404).type('html').send(page('No such run', html`<h1>No run ${runId}</h1>`));
+      else sendError(res, 404, 'RUN_UNKNOWN', `no run ${runId}`);
+      return;
+    }
+    const approvals = await approvalSummary(deps.pool, runId, deps.approvals.keys, deps.approvals.quorum);
+    if (!wantsHtml(req)) {
+      res.json({ ...view, approvals });
+      return;
+    }
+    const [verification, stored] = await Promise.all([verifyResult(deps.pool, runId), getRun(deps.pool, runId)]);
+    const report = stored?.report ?? (await buildReport(deps.pool, runId));
+    res.type('html').send(runPage({ view, approvals, verification, report }));
+  });
+
+  router.get('/runs/:runId/report', async (req, res) => {
+    const runId = String(req.params['runId']);
+    const run = await getRun(deps.pool, runId);
+    if (!run) {
+      sendError(res, 404, 'RUN_UNKNOWN', `no run ${runId}`);
+      return;
+    }
+    // A run in progress has no stored report yet: build one from what is known so far.
+    const report = run.report ?? (await buildReport(deps.pool, runId));
+    const asMarkdown = req.query['format'] === 'md' || req.accepts(['text/markdown', 'html']) !== 'html';
+    if (asMarkdown) {
+      res.type('text/markdown; charset=utf-8').send(report);
+      return;
+    }
+    res.type('html').send(page(`Report ${runId}`, html`<h1>Report of <a href="/runs/${encodeURIComponent(runId)}">${runId}</a></h1>
+<p><a href="/runs/${encodeURIComponent(runId)}/report?format=md">raw markdown</a></p><pre id="report">${report}</pre>`));
+  });
+  return router;
+}

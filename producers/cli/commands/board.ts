@@ -1,0 +1,44 @@
+import type { Command } from 'commander';
+import { generateCredentials, isLoopback, missingCredentials, type BoardCredentials } from '../../../board/auth.js';
+import { startBoardServer } from '../../../board/server.js';
+import { CutterError } from '../../../shared/errors.js';
+import { logger } from '../../../shared/logger.js';
+import type { CliContext } from '../context.js';
+
+/** `cutter board`: serve the HTTP API on BOARD_PORT until SIGTERM/SIGINT, then close cleanly. */
+export function registerBoardCommand(program: Command, ctx: () => CliContext): void {
+  program
+    .command('board')
+    .description('start the HTTP server: Bull Board (read-only), run pages, approval endpoint, /healthz, /metrics')
+    .option('--port <port>', 'listen here instead of BOARD_PORT (0 = any free port)')
+    .option('--host <host>', 'the address to bind (default 0.0.0.0; 127.0.0.1 with --demo)')
+    .option('--demo', 'bind to 127.0.0.1 and print generated Bull Board credentials (no BOARD_USER/BOARD_PASSWORD needed)')
+    .action(async (opts: { port?: string; host?: string; demo?: boolean }) => {
+      const log = logger();
+      const cfg = ctx().cfg;
+      const port = opts.port === undefined ? undefined : Number(opts.port);
+      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+        throw new CutterError('PORT_INVALID', '--port must be a port number 0-65535 (0 = any free port)', { kind: 'bad_input' });
+      }
+      const host = opts.host ?? (opts.demo ? '127.0.0.1' : '0.0.0.0');
+      let credentials: BoardCredentials;
+      if (opts.demo) {
+        // Generated credentials are only acceptable where no one else can connect.
+        if (!isLoopback(host)) throw new CutterError('BOARD_DEMO_NOT_LOOPBACK', '--demo binds to 127.0.0.1 only; drop --host', { kind: 'bad_input' });
+        credentials = generateCredentials();
+      } else if (cfg.BOARD_USER && cfg.BOARD_PASSWORD) {
+        credentials = { user: cfg.BOARD_USER, password: cfg.BOARD_PASSWORD };
+      } else {
+        throw missingCredentials();
+      }
+      const server = await startBoardServer({ cfg, log, host, credentials, ...(port === undefined ? {} : { port }) });
+      process.stdout.write(`board listening on ${server.url}\n`);
+      process.stdout.write(`Bull Board: ${server.url}/admin/queues · runs: ${server.url}/runs\n`);
+      if (opts.demo) process.stdout.write(`demo credentials (this process only): user ${credentials.user} password ${credentials.password}\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', () => resolve());
+        process.once('SIGINT', () => resolve());
+      });
+      await server.close();
+    });
+}

@@ -1,0 +1,89 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { FlowProducer } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { appendAudit } from '../../shared/audit/append.js';
+import { withTransaction, type Pool } from '../../shared/db/pool.js';
+import { CutterError } from '../../shared/errors.js';
+import { fileSha256 } from '../../shared/file-hash.js';
+import type { RunMode } from '../../shared/jobs/catalog.js';
+import { failRun, getRunByIdempotencyKey, insertRun, newRunId } from '../../shared/runs/store.js';
+import { acquireCorpusLock, releaseCorpusLock } from '../../shared/targets/lock.js';
+import { getTarget } from '../../shared/targets/registry.js';
+import { buildRunFlow } from './tree.js';
+
+export interface EnqueueRequest {
+  target: string;
+  snapshotPath: string;
+  mode: RunMode;
+  operator: string;
+  idempotencyKey?: string | undefined;
+  approvalWindowS: number;
+}
+
+export interface EnqueueDeps {
+  pool: Pool;
+  redis: Redis;
+  prefix: string;
+}
+
+/**
+ * Creates the run row, takes the corpus lock (C4) in the same transaction,
+ * then adds the flow. A second enqueue with the same idempotency key returns
+ * the first run instead of starting another.
+ */
+export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promise<{ runId: string; created: boolean }> {
+  if (req.idempotencyKey) {
+    const existing = await getRunByIdempotencyKey(deps.pool, req.idempotencyKey);
+    if (existing) return { runId: existing.run_id, created: false };
+  }
+  const target = await getTarget(deps.pool, req.target);
+  if (!target) {
+    throw new CutterError('TARGET_UNKNOWN', `no target named ${req.target}: register it with cutter target register --file T.json`, {
+      kind: 'bad_input',
+    });
+  }
+  if (req.mode === 'live' && target.protected) {
+    throw new CutterError('C3_PROTECTED', `C3: target ${target.name} is protected: its corpus ${target.corpus} is never cut live`, {
+      kind: 'refused',
+    });
+  }
+  const snapshotPath = resolve(req.snapshotPath);
+  const info = await stat(snapshotPath).catch(() => null);
+  if (!info?.isFile()) {
+    throw new CutterError('SNAPSHOT_NOT_FOUND', `snapshot ${req.snapshotPath} is not a readable file`, { kind: 'bad_input' });
+  }
+  const snapshotSha256 = await fileSha256(snapshotPath);
+  const runId = newRunId();
+  await withTransaction(deps.pool, async (client) => {
+    await insertRun(client, {
+      runId,
+      target: target.name,
+      corpus: target.corpus,
+      mode: req.mode,
+      operator: req.operator,
+      snapshotPath,
+      snapshotSha256,
+      idempotencyKey: req.idempotencyKey ?? null,
+      approvalWindowS: req.approvalWindowS,
+    });
+    await acquireCorpusLock(client, { corpus: target.corpus, runId });
+    await appendAudit(client, {
+      actor: req.operator,
+      kind: 'run.enqueued',
+      runId,
+      detail: { target: target.name, mode: req.mode, snapshot_sha256: snapshotSha256 },
+    });
+  });
+  const producer = new FlowProducer({ connection: deps.redis, prefix: deps.prefix });
+  try {
+    await producer.add(buildRunFlow({ runId, mode: req.mode, approvalWindowMs: req.approvalWindowS * 1000, prefix: deps.prefix }));
+  } catch (err) {
+    await failRun(deps.pool, { runId, phase: 'precheck', code: 'ENQUEUE_FAILED', message: `could not add the flow: ${(err as Error).message}` });
+    await releaseCorpusLock(deps.pool, runId);
+    throw new CutterError('ENQUEUE_FAILED', `could not add the run's jobs to Redis: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await producer.close();
+  }
+  return { runId, created: true };
+}

@@ -1,0 +1,50 @@
+import type { Pool, PoolClient } from '../db/pool.js';
+import { planScope } from '../execute/authority.js';
+import type { RunBinding } from './validate.js';
+
+/** A run as the approval rules see it, plus when its approval window ends. */
+export interface GateRun extends RunBinding {
+  mode: 'dry' | 'live';
+  approvalWindowS: number;
+  /** cutplan's end + the window; null before the plan exists. */
+  windowEndsAt: Date | null;
+}
+
+/** Reads the run, its frozen plan hash and scope from Postgres; null when no such run. */
+export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise<GateRun | null> {
+  // The scope comes from execute's own planScope, so the allowance is checked against one definition.
+  const [{ rows }, scope] = await Promise.all([
+    db.query<{
+      run_id: string;
+      target: string;
+      status: string;
+      operator: string;
+      mode: 'dry' | 'live';
+      approval_window_s: number;
+      plan_sha256: string | null;
+      armed_at: Date | null;
+    }>(
+      `SELECT r.run_id, r.target, r.status, r.operator, r.mode, r.approval_window_s, c.plan_sha256,
+              (SELECT p.finished_at FROM cutter_governance.run_phase p
+                WHERE p.run_id = r.run_id AND p.phase = 'cutplan' AND p.state = 'completed') AS armed_at
+         FROM cutter_governance.run r
+         LEFT JOIN cutter_governance.cut_change_set c ON c.run_id = r.run_id
+        WHERE r.run_id = $1`,
+      [runId],
+    ),
+    planScope(db, runId),
+  ]);
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    runId: row.run_id,
+    target: row.target,
+    status: row.status,
+    operator: row.operator,
+    mode: row.mode,
+    approvalWindowS: row.approval_window_s,
+    planSha256: row.plan_sha256,
+    scope: row.plan_sha256 === null ? null : scope,
+    windowEndsAt: row.armed_at ? new Date(row.armed_at.getTime() + row.approval_window_s * 1000) : null,
+  };
+}

@@ -1,0 +1,111 @@
+import { appendAudit } from '../audit/append.js';
+import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
+import { CutterError } from '../errors.js';
+import { loadGateRun } from './binding.js';
+import type { TrustedKeys } from './keys.js';
+import { listDecisions, tallyDecisions, type GateTally } from './tally.js';
+
+/**
+ * What the SG_1 gate decides when its job wakes, from Postgres alone: the
+ * job cannot tell an approval's release from the window's end or from a
+ * promote by hand (FIELD-NOTES), so how it was woken is never consulted.
+ * Fail closed: only valid, recorded, unconsumed approvals open it.
+ */
+
+// BullMQ starts the delay when cutplan's job completes, a little after the
+// phase row records it; and hosts' clocks differ by a little.
+const EXPIRY_TOLERANCE_MS = 2000;
+
+export interface GateDeps {
+  pool: Pool;
+  keys: TrustedKeys;
+  quorum: number;
+  now: Date;
+}
+
+export interface GateOpened {
+  /** False when a redelivered gate finds it had already opened (nothing consumed twice). */
+  consumedNow: boolean;
+  sg1Keys: string[];
+  execKeys: string[];
+}
+
+/** Opens the gate (consuming the approvals) or throws APPROVAL_EXPIRED / GATE_BYPASSED. */
+export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpened> {
+  const run = await loadGateRun(deps.pool, runId);
+  if (!run?.windowEndsAt) throw new CutterError('GATE_NOT_ARMED', `run ${runId} reached the gate without a plan`);
+  const windowEndsAt = run.windowEndsAt;
+  const rows = (await listDecisions(deps.pool, runId, 'unconsumed')).filter((r) => r.received_utc <= windowEndsAt);
+  const tally = tallyDecisions(rows, { keys: deps.keys, run, now: deps.now, stage: 'gate', quorum: deps.quorum });
+  if (tally.complete) return consume(deps.pool, runId, tally);
+  // A redelivery of a gate that already opened finds its approvals consumed: not a bypass.
+  if (await alreadyOpened(deps.pool, runId)) return { consumedNow: false, sg1Keys: [], execKeys: [] };
+
+  // The switch an EXEC grant turned on must not outlive a gate that stays shut.
+  await deps.pool.query(
+    `UPDATE cutter_governance.execution_switch
+        SET enabled = false, run_id = NULL, expires_at = NULL, changed_at = now(), changed_by = 'worker:approval-gate'
+      WHERE run_id = $1`,
+    [runId],
+  );
+  const missing = `waiting for ${tally.waitingFor.join(' and ')}`;
+  if (deps.now.getTime() + EXPIRY_TOLERANCE_MS >= windowEndsAt.getTime()) {
+    throw new CutterError(
+      'APPROVAL_EXPIRED',
+      `no valid SG_1 approval and EXEC grant arrived within the approval window (${run.approvalWindowS} s) for run ${runId} (${missing})`,
+    );
+  }
+  await appendAudit(deps.pool, {
+    actor: 'worker:approval-gate',
+    kind: 'gate.released_without_approval',
+    runId,
+    detail: {
+      window_ends_utc: windowEndsAt.toISOString(),
+      waiting_for: tally.waitingFor,
+      invalid: tally.invalid.map((i) => ({ decision_id: i.id, gate: i.gate, code: i.code })),
+    },
+  });
+  throw new CutterError(
+    'GATE_BYPASSED',
+    `the approval gate of run ${runId} was released without a valid SG_1 approval and EXEC grant in Postgres (${missing}): failing closed`,
+  );
+}
+
+async function alreadyOpened(db: Pool | PoolClient, runId: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM cutter_governance.audit_event WHERE run_id = $1 AND kind = 'gate.released' LIMIT 1`,
+    [runId],
+  );
+  return Boolean(rowCount);
+}
+
+/** Marks exactly the approvals that opened the gate as consumed, once, and audits it. */
+async function consume(pool: Pool, runId: string, tally: GateTally): Promise<GateOpened> {
+  const ids = [...tally.sg1, ...tally.exec].map((a) => a.id);
+  const consumedNow = await withTransaction(pool, async (client) => {
+    // The row locks of this UPDATE serialise a twin delivery of the gate: the
+    // twin waits, then finds the rows consumed and the gate already opened.
+    const { rowCount } = await client.query(
+      `UPDATE cutter_governance.review_decision SET consumed_utc = now()
+        WHERE run_id = $1 AND id = ANY($2::bigint[]) AND consumed_utc IS NULL`,
+      [runId, ids],
+    );
+    if (rowCount !== ids.length) {
+      if (await alreadyOpened(client, runId)) return false;
+      throw new CutterError('GATE_CONSUME_RACE', `run ${runId}: some approvals were consumed elsewhere; failing closed`);
+    }
+    await appendAudit(client, {
+      actor: 'worker:approval-gate',
+      kind: 'gate.released',
+      runId,
+      detail: {
+        decision_ids: ids,
+        sg_1_keys: tally.sg1.map((a) => a.key.keyId),
+        exec_keys: tally.exec.map((a) => a.key.keyId),
+        quorum: tally.quorum,
+      },
+    });
+    return true;
+  });
+  return { consumedNow, sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };
+}

@@ -1,0 +1,99 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { CutterError, coerceError } from '../errors.js';
+
+/**
+ * The sovereign's trusted public keys (DESIGN §3, §6): SOVEREIGN_KEYS names a
+ * PEM file with one or more SPKI public keys, or a directory of `.pem` files.
+ * A key's name is its file name without `.pem`; it is what the no-self-approval
+ * rule compares with the run's operator.
+ */
+
+export interface TrustedKey {
+  /** First 16 hex digits of sha256 over the SPKI DER. */
+  keyId: string;
+  name: string;
+  publicKey: KeyObject;
+  file: string;
+}
+
+export interface TrustedKeys {
+  /** Where the keys came from; undefined when SOVEREIGN_KEYS is not set. */
+  source: string | undefined;
+  byId: ReadonlyMap<string, TrustedKey>;
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
+
+/** The key id of DESIGN §3 for a public (or private: its public half) Ed25519 key. */
+export function keyIdOf(key: KeyObject): string {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
+  const der = publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('hex').slice(0, 16);
+}
+
+/** Loads and checks every trusted key; a bad file stops with SOVEREIGN_KEYS_INVALID naming it. */
+export function loadTrustedKeys(source: string | undefined): Promise<TrustedKeys> {
+  try {
+    return Promise.resolve(readTrustedKeys(source));
+  } catch (err) {
+    return Promise.reject(coerceError(err));
+  }
+}
+
+function readTrustedKeys(source: string | undefined): TrustedKeys {
+  if (source === undefined) return { source, byId: new Map() };
+  // Small local files, read synchronously: the gate reads them on every wake,
+  // and thread-pool round trips cost more than the reads.
+  const info = statSync(source, { throwIfNoEntry: false });
+  if (!info) throw invalid(`SOVEREIGN_KEYS names ${source}, which does not exist`);
+  const files = info.isDirectory()
+    ? readdirSync(source).filter((n) => n.endsWith('.pem')).sort().map((n) => join(source, n))
+    : [source];
+  const byId = new Map<string, TrustedKey>();
+  for (const file of files) {
+    for (const key of keysInFile(file)) {
+      const twin = byId.get(key.keyId);
+      if (twin) throw invalid(`the key ${key.keyId} appears twice (${twin.file} and ${key.file}): one key, one name`);
+      byId.set(key.keyId, key);
+    }
+  }
+  if (byId.size === 0) throw invalid(`SOVEREIGN_KEYS (${source}) holds no public keys`);
+  return { source, byId };
+}
+
+function keysInFile(file: string): TrustedKey[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw invalid(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  const blocks = [...text.matchAll(PEM_BLOCK)];
+  if (blocks.some((b) => (b[1] ?? '').includes('PRIVATE'))) {
+    // Never load it: the private key belongs offline with the sovereign.
+    throw invalid(`${file} holds a PRIVATE key; SOVEREIGN_KEYS lists public keys only`);
+  }
+  const publicBlocks = blocks.filter((b) => b[1] === 'PUBLIC KEY');
+  if (publicBlocks.length === 0) throw invalid(`${file} has no "BEGIN PUBLIC KEY" block`);
+  const stem = basename(file).replace(/\.pem$/, '');
+  return publicBlocks.map((block, i) => {
+    let publicKey: KeyObject;
+    try {
+      publicKey = createPublicKey({ key: block[0], format: 'pem' });
+    } catch (err) {
+      throw invalid(`${file}: key ${i + 1} is not a readable public key (${(err as Error).message})`);
+    }
+    if (publicKey.asymmetricKeyType !== 'ed25519') {
+      throw invalid(`${file}: key ${i + 1} is ${publicKey.asymmetricKeyType ?? 'unknown'}, not Ed25519`);
+    }
+    // A bundle's keys share a file name, so each gets its position as well.
+    const name = publicBlocks.length === 1 ? stem : `${stem}#${i + 1}`;
+    return { keyId: keyIdOf(publicKey), name, publicKey, file };
+  });
+}
+
+function invalid(message: string): CutterError {
+  return new CutterError('SOVEREIGN_KEYS_INVALID', message, { kind: 'bad_input' });
+}

@@ -1,0 +1,50 @@
+import type { PoolClient } from '../db/pool.js';
+import { CutterError } from '../errors.js';
+import { loadTrustedKeys } from './keys.js';
+import { listDecisions, tallyDecisions } from './tally.js';
+import type { ScopeToCover } from './validate.js';
+
+/**
+ * Execute's own look at the approvals, just before it writes (DESIGN §3): a
+ * job in the execute queue proves nothing (Bull Board's "add job", a script),
+ * so execute needs the approvals the gate consumed for this run, still
+ * verifying against the trusted keys and bound to this run, target and plan,
+ * and every SG_1 allowance covering what is about to be written.
+ */
+
+/** Where the trusted keys are and how many distinct SG_1 keys a run needs. */
+export interface SovereignPolicy {
+  keysSource: string | undefined;
+  quorum: number;
+}
+
+export interface ExecutionApprovals {
+  sg1Keys: string[];
+  execKeys: string[];
+}
+
+/** Throws EXECUTE_NOT_APPROVED unless the consumed approvals still make a quorum and an EXEC grant. */
+export async function recheckApprovals(
+  client: PoolClient,
+  run: { runId: string; target: string; operator: string; planSha256: string; scope: ScopeToCover },
+  policy: SovereignPolicy,
+): Promise<ExecutionApprovals> {
+  const keys = await loadTrustedKeys(policy.keysSource);
+  const rows = await listDecisions(client, run.runId, 'consumed');
+  const tally = tallyDecisions(rows, {
+    keys,
+    run: { ...run, status: 'running' },
+    now: new Date(),
+    stage: 'execute',
+    quorum: policy.quorum,
+  });
+  if (!tally.complete) {
+    const reasons = tally.invalid.map((i) => `decision ${i.id} (${i.gate}): ${i.code}: ${i.message}`);
+    throw new CutterError(
+      'EXECUTE_NOT_APPROVED',
+      `run ${run.runId} has no consumed, valid ${tally.waitingFor.join(' and ')} (SG_1 quorum ${policy.quorum}, ${tally.sg1.length} valid)` +
+        `${reasons.length ? `; ${reasons.join('; ')}` : ''}: execute did nothing`,
+    );
+  }
+  return { sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };
+}

@@ -1,0 +1,85 @@
+import type { Pool } from '../db/pool.js';
+import { findPostconditionFailures } from '../execute/apply.js';
+import { fingerprintCorpus, fingerprintOutsideRun, type TableFingerprint } from './fingerprint.js';
+
+/** One line of the verification table: what was expected, what was found. */
+export interface Check {
+  name: string;
+  expected: unknown;
+  actual: unknown;
+  passed: boolean;
+}
+
+const check = (name: string, expected: unknown, actual: unknown): Check => ({
+  name,
+  expected,
+  actual,
+  passed: JSON.stringify(expected) === JSON.stringify(actual),
+});
+
+/** Dry run: every corpus table is byte-for-byte what the baseline recorded, and nothing was applied. */
+export async function dryRunChecks(pool: Pool, runId: string, baseline: TableFingerprint[], baselineSwitch: boolean): Promise<Check[]> {
+  const now = await fingerprintCorpus(pool);
+  const checks = baseline.map((b) => {
+    const a = now.find((t) => t.table === b.table);
+    return check(`${b.table} unchanged`, { rows: b.rows, hash: b.hash }, a ? { rows: a.rows, hash: a.hash } : null);
+  });
+  checks.push(check('execution_enabled() as before', baselineSwitch, await switchOn(pool)));
+  checks.push(check('no execution ledger row', 0, await ledgerRows(pool, runId)));
+  return checks;
+}
+
+/**
+ * Live run: counts are the baseline plus exactly the plan's deltas, every
+ * row outside the plan is unchanged, every item's postcondition holds, the
+ * ledger has the run once and the kill switch is off.
+ */
+export async function liveRunChecks(
+  pool: Pool,
+  args: { runId: string; corpus: string; baseline: TableFingerprint[]; outsideAtPlan: TableFingerprint[] },
+): Promise<Check[]> {
+  const { runId, corpus } = args;
+  const deltas = await expectedDeltas(pool, runId);
+  const now = await fingerprintCorpus(pool);
+  const checks: Check[] = [];
+  for (const b of args.baseline) {
+    const delta = deltas[b.table] ?? 0;
+    checks.push(check(`${b.table} rows = baseline + plan`, b.rows + delta, now.find((t) => t.table === b.table)?.rows ?? null));
+  }
+  const outside = await fingerprintOutsideRun(pool, runId, corpus);
+  for (const before of args.outsideAtPlan) {
+    const after = outside.find((t) => t.table === before.table);
+    checks.push(check(`${before.table} outside the plan unchanged`, { rows: before.rows, hash: before.hash }, after ? { rows: after.rows, hash: after.hash } : null));
+  }
+  const client = await pool.connect();
+  try {
+    checks.push(check('every item postcondition holds', [], await findPostconditionFailures(client, runId, corpus)));
+  } finally {
+    client.release();
+  }
+  checks.push(check('execution ledger row', 1, await ledgerRows(pool, runId)));
+  checks.push(check('execution_enabled() off', false, await switchOn(pool)));
+  return checks;
+}
+
+async function expectedDeltas(pool: Pool, runId: string): Promise<Record<string, number>> {
+  const { rows } = await pool.query<{ creates: number; bodies: number; items: number }>(
+    `SELECT count(*) FILTER (WHERE op = 'create')::int AS creates,
+            count(*) FILTER (WHERE post_body IS NOT NULL)::int AS bodies,
+            count(*)::int AS items
+       FROM cutter_governance.cut_change_item WHERE run_id = $1`,
+    [runId],
+  );
+  const r = rows[0] ?? { creates: 0, bodies: 0, items: 0 };
+  return { 'public.information_unit': r.creates, 'public.unit_version': r.bodies, 'public.iu_lifecycle_log': r.items };
+}
+
+async function switchOn(pool: Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ on: boolean }>('SELECT cutter_governance.execution_enabled() AS on');
+  return rows[0]?.on ?? true;
+}
+
+async function ledgerRows(pool: Pool, runId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.execution_ledger WHERE run_id = $1', [runId]);
+  return rows[0]?.n ?? -1;
+}

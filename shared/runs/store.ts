@@ -1,0 +1,210 @@
+import { randomBytes } from 'node:crypto';
+import type { Pool, PoolClient } from '../db/pool.js';
+import type { Phase, RunMode } from '../jobs/catalog.js';
+
+/** The run statuses of DESIGN §4. */
+export type RunStatus = 'queued' | 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'expired';
+
+export interface RunRow {
+  run_id: string;
+  target: string;
+  corpus: string;
+  mode: RunMode;
+  status: RunStatus;
+  phase: string | null;
+  failed_phase: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  operator: string;
+  snapshot_path: string | null;
+  snapshot_sha256: string | null;
+  idempotency_key: string | null;
+  approval_window_s: number;
+  created_at: Date;
+  started_at: Date | null;
+  updated_at: Date;
+  finished_at: Date | null;
+  baseline: unknown;
+  verdict: 'PASS' | 'FAIL' | null;
+  report: string | null;
+}
+
+export interface PhaseRow {
+  phase: string;
+  state: 'active' | 'completed' | 'failed' | 'skipped';
+  attempts: number;
+  started_at: Date;
+  finished_at: Date | null;
+  summary: Record<string, unknown>;
+  error_code: string | null;
+  error: string | null;
+}
+
+type Db = Pool | PoolClient;
+
+/** run-20261124-021500-ab12cd: sortable by time, unique by its random tail. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `run-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface NewRun {
+  runId: string;
+  target: string;
+  corpus: string;
+  mode: RunMode;
+  operator: string;
+  snapshotPath: string;
+  snapshotSha256: string;
+  idempotencyKey: string | null;
+  approvalWindowS: number;
+}
+
+/** Inserts the run row (status queued). */
+export async function insertRun(db: Db, run: NewRun): Promise<void> {
+  await db.query(
+    `INSERT INTO cutter_governance.run
+       (run_id, target, corpus, mode, operator, snapshot_path, snapshot_sha256, idempotency_key, approval_window_s)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [
+      run.runId,
+      run.target,
+      run.corpus,
+      run.mode,
+      run.operator,
+      run.snapshotPath,
+      run.snapshotSha256,
+      run.idempotencyKey,
+      run.approvalWindowS,
+    ],
+  );
+}
+
+/** The run, or null when no such run exists. */
+export async function getRun(db: Db, runId: string): Promise<RunRow | null> {
+  const result = await db.query<RunRow>('SELECT * FROM cutter_governance.run WHERE run_id = $1', [runId]);
+  return result.rows[0] ?? null;
+}
+
+/** The run created with this idempotency key, if any. */
+export async function getRunByIdempotencyKey(db: Db, key: string): Promise<RunRow | null> {
+  const result = await db.query<RunRow>('SELECT * FROM cutter_governance.run WHERE idempotency_key = $1', [key]);
+  return result.rows[0] ?? null;
+}
+
+/** Every phase row of a run, in start order. */
+export async function getPhases(db: Db, runId: string): Promise<PhaseRow[]> {
+  const result = await db.query<PhaseRow>(
+    `SELECT phase, state, attempts, started_at, finished_at, summary, error_code, error
+       FROM cutter_governance.run_phase WHERE run_id = $1 ORDER BY started_at, phase`,
+    [runId],
+  );
+  return result.rows;
+}
+
+/** A phase begins (again, on a retry): the run is running and in this phase. */
+export async function startPhase(db: Db, runId: string, phase: Phase): Promise<void> {
+  await db.query(
+    `INSERT INTO cutter_governance.run_phase (run_id, phase, state) VALUES ($1, $2, 'active')
+     ON CONFLICT (run_id, phase) DO UPDATE
+       SET state = 'active', attempts = run_phase.attempts + 1, started_at = now(), finished_at = NULL,
+           error = NULL, error_code = NULL`,
+    [runId, phase],
+  );
+  await db.query(
+    `UPDATE cutter_governance.run
+        SET status = 'running', phase = $2, started_at = coalesce(started_at, now()), updated_at = now()
+      WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')`,
+    [runId, phase],
+  );
+}
+
+/** A phase finished; its small summary is kept for the status view and the report. */
+export async function completePhase(db: Db, runId: string, phase: Phase, summary: Record<string, unknown>): Promise<void> {
+  await db.query(
+    `UPDATE cutter_governance.run_phase SET state = 'completed', finished_at = now(), summary = $3::jsonb
+      WHERE run_id = $1 AND phase = $2`,
+    [runId, phase, JSON.stringify(summary)],
+  );
+}
+
+/** Records a phase's progress (bytes, records) while it runs. */
+export async function phaseProgress(db: Db, runId: string, phase: Phase, progress: Record<string, unknown>): Promise<void> {
+  await db.query(
+    `UPDATE cutter_governance.run_phase SET summary = summary || $3::jsonb WHERE run_id = $1 AND phase = $2 AND state = 'active'`,
+    [runId, phase, JSON.stringify(progress)],
+  );
+}
+
+/** Sets the run's status (only while it has not ended). */
+export async function setRunStatus(db: Db, runId: string, status: RunStatus): Promise<void> {
+  await db.query(
+    `UPDATE cutter_governance.run SET status = $2, updated_at = now()
+      WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')`,
+    [runId, status],
+  );
+}
+
+/**
+ * Fails the run closed: status, the phase that failed and why. Only the first
+ * failure is recorded (later phases fail by cascade and must not overwrite it).
+ * Returns false when the run had already ended.
+ */
+export async function failRun(
+  db: Db,
+  args: { runId: string; phase: Phase; code: string; message: string; status?: 'failed' | 'expired' },
+): Promise<boolean> {
+  await db.query(
+    `INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at, error_code, error)
+     VALUES ($1, $2, 'failed', now(), $3, $4)
+     ON CONFLICT (run_id, phase) DO UPDATE SET state = 'failed', finished_at = now(), error_code = $3, error = $4`,
+    [args.runId, args.phase, args.code, args.message],
+  );
+  const result = await db.query(
+    `UPDATE cutter_governance.run
+        SET status = $5, failed_phase = $2, error_code = $3, error_message = $4, verdict = 'FAIL',
+            phase = $2, finished_at = now(), updated_at = now()
+      WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')`,
+    [args.runId, args.phase, args.code, args.message, args.status ?? 'failed'],
+  );
+  return Boolean(result.rowCount);
+}
+
+/** Ends the run with its verdict. */
+export async function finishRun(db: Db, args: { runId: string; verdict: 'PASS' | 'FAIL' }): Promise<void> {
+  await db.query(
+    `UPDATE cutter_governance.run
+        SET status = CASE WHEN $2 = 'PASS' THEN 'succeeded' ELSE 'failed' END,
+            failed_phase = CASE WHEN $2 = 'PASS' THEN NULL ELSE 'verify' END,
+            error_code = CASE WHEN $2 = 'PASS' THEN NULL ELSE 'VERIFY_FAILED' END,
+            verdict = $2, finished_at = now(), updated_at = now()
+      WHERE run_id = $1`,
+    [args.runId, args.verdict],
+  );
+}
+
+/** Stores the report of a run (also of a failed one). */
+export async function saveReport(db: Db, runId: string, report: string): Promise<void> {
+  await db.query('UPDATE cutter_governance.run SET report = $2, updated_at = now() WHERE run_id = $1', [runId, report]);
+}
+
+/** Stores the G0 baseline taken by precheck. */
+export async function saveBaseline(db: Db, runId: string, baseline: unknown): Promise<void> {
+  await db.query('UPDATE cutter_governance.run SET baseline = $2::jsonb, updated_at = now() WHERE run_id = $1', [
+    runId,
+    JSON.stringify(baseline),
+  ]);
+}
+
+/**
+ * Turns the kill switch off if it is on for this run (and only then: another
+ * run's grant is not this run's to revoke). Used when a run ends any way.
+ */
+export async function disarmSwitchForRun(db: Db, runId: string, actor: string): Promise<void> {
+  await db.query(
+    `UPDATE cutter_governance.execution_switch
+        SET enabled = false, run_id = NULL, expires_at = NULL, changed_at = now(), changed_by = $2
+      WHERE run_id = $1`,
+    [runId, actor],
+  );
+}

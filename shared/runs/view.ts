@@ -1,0 +1,78 @@
+import type { Pool } from '../db/pool.js';
+import { phasesFor } from '../jobs/catalog.js';
+import { getPhases, getRun } from './store.js';
+
+/** The run object of DESIGN §4 (snake_case keys, stable). */
+export interface RunView {
+  run_id: string;
+  target: string;
+  corpus: string;
+  mode: 'dry' | 'live';
+  status: string;
+  phase: string | null;
+  verdict: 'PASS' | 'FAIL' | null;
+  operator: string;
+  failed_phase: string | null;
+  error: { code: string; message: string } | null;
+  created_utc: string;
+  finished_utc: string | null;
+  plan: { plan_sha256: string; unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> } | null;
+  phases: {
+    phase: string;
+    state: string;
+    attempts: number;
+    started_utc: string | null;
+    finished_utc: string | null;
+    duration_ms: number | null;
+    summary: Record<string, unknown>;
+    error: { code: string | null; message: string } | null;
+  }[];
+}
+
+/** Reads a run and its phases into the JSON shape the CLI and the API print; null when unknown. */
+export async function runView(pool: Pool, runId: string): Promise<RunView | null> {
+  const run = await getRun(pool, runId);
+  if (!run) return null;
+  const rows = await getPhases(pool, runId);
+  const plan = await pool.query<{ plan_sha256: string; unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> }>(
+    'SELECT plan_sha256, unit_count, by_op, by_transition FROM cutter_governance.cut_change_set WHERE run_id = $1',
+    [runId],
+  );
+  const phases = phasesFor(run.mode).map((phase) => {
+    const row = rows.find((r) => r.phase === phase);
+    if (!row) return { phase, state: 'pending', attempts: 0, started_utc: null, finished_utc: null, duration_ms: null, summary: {}, error: null };
+    // The fingerprint is for verify, not for people: keep the view small.
+    const summary = Object.fromEntries(Object.entries(row.summary).filter(([k]) => k !== 'outside_fingerprint'));
+    return {
+      phase,
+      state: row.state,
+      attempts: row.attempts,
+      started_utc: row.started_at.toISOString(),
+      finished_utc: row.finished_at?.toISOString() ?? null,
+      duration_ms: row.finished_at ? row.finished_at.getTime() - row.started_at.getTime() : null,
+      summary,
+      error: row.error ? { code: row.error_code, message: row.error } : null,
+    };
+  });
+  return {
+    run_id: run.run_id,
+    target: run.target,
+    corpus: run.corpus,
+    mode: run.mode,
+    status: run.status,
+    phase: run.phase,
+    verdict: run.verdict,
+    operator: run.operator,
+    failed_phase: run.failed_phase,
+    error: run.error_code ? { code: run.error_code, message: run.error_message ?? '' } : null,
+    created_utc: run.created_at.toISOString(),
+    finished_utc: run.finished_at?.toISOString() ?? null,
+    plan: plan.rows[0] ?? null,
+    phases,
+  };
+}
+
+/** True once the run can change no more. */
+export function hasEnded(status: string): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'expired';
+}

@@ -1,0 +1,108 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { inject } from 'vitest';
+import { parseConfig, type Config } from '../../shared/config.js';
+import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
+import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
+import type { Phase, RunMode } from '../../shared/jobs/catalog.js';
+import { createRedis } from '../../shared/redis.js';
+import { fingerprintCorpus, type TableFingerprint } from '../../shared/runs/fingerprint.js';
+import { hasEnded, runView, type RunView } from '../../shared/runs/view.js';
+import { enqueueRun } from '../../producers/flow/enqueue.js';
+import { startFleet, type Fleet } from '../../workers/fleet.js';
+import type { PhaseProcessor } from '../../workers/context.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+import { waitFor } from './poll.js';
+import { testQueuePrefix } from './prefix.js';
+import { insertConsumedApprovals, makeKey, writeTrustedKeys, type TestKey } from './sovereign.js';
+
+export const DEMO_SNAPSHOT = new URL('../../demo/icx-work.snapshot.ndjson', import.meta.url).pathname;
+
+/** A database with the demo corpus and target, a GPG key, a queue prefix: everything a run needs. */
+export interface RunEnv {
+  db: TestDatabase;
+  cfg: Config;
+  env: Record<string, string>;
+  redis: Redis;
+  dir: string;
+  /** A trusted sovereign key (not the operator's); more keys may be written into dir. */
+  sovereign: { key: TestKey; dir: string };
+  fleet?: Fleet;
+  startFleet: (processors?: Partial<Record<Phase, PhaseProcessor>>, phases?: Phase[]) => Promise<Fleet>;
+  enqueue: (mode: RunMode, options?: { snapshot?: string; approvalWindowS?: number }) => Promise<string>;
+  waitForEnd: (runId: string, deadlineMs?: number) => Promise<RunView>;
+  corpus: () => Promise<TableFingerprint[]>;
+  close: () => Promise<void>;
+}
+
+/** Builds a run environment of its own (database, prefix, GNUPGHOME, backup dir). */
+export async function createRunEnv(label: string): Promise<RunEnv> {
+  const db = await createTestDatabase(label);
+  const dir = mkdtempSync(join(tmpdir(), `cutter-${label}-`));
+  const gnupgHome = join(dir, 'gnupg');
+  const fpr = await ensureDemoGpgKey(gnupgHome);
+  const sovereignKey = makeKey('sovereign-a');
+  const sovereignDir = writeTrustedKeys(join(dir, 'sovereign-keys'), [sovereignKey]);
+  const env = {
+    DATABASE_URL: db.url,
+    REDIS_URL: inject('redisUrl'),
+    CUTTER_QUEUE_PREFIX: testQueuePrefix(label.replace(/[^a-z0-9]/gi, '').slice(0, 12) || 't'),
+    BACKUP_GPG_FPR: fpr,
+    GNUPGHOME: gnupgHome,
+    BACKUP_DIR: join(dir, 'backups'),
+    CUTTER_ALLOW_VOLATILE_REDIS: 'true',
+    CUTTER_OPERATOR: 'tester',
+    SOVEREIGN_KEYS: sovereignDir,
+    LOG_LEVEL: 'silent',
+  };
+  mkdirSync(env.BACKUP_DIR, { recursive: true });
+  const cfg = parseConfig(env);
+  await seedDemo(db.pool, 'tester');
+  await registerDemoWorkTarget(db.pool, 'tester');
+  const redis = createRedis(cfg.REDIS_URL);
+  const self: RunEnv = {
+    db,
+    cfg,
+    env,
+    redis,
+    dir,
+    sovereign: { key: sovereignKey, dir: sovereignDir },
+    startFleet: async (processors, phases) => {
+      await self.fleet?.close();
+      self.fleet = await startFleet({ cfg, log: pino({ level: 'silent' }), ...(processors ? { processors } : {}), ...(phases ? { phases } : {}) });
+      return self.fleet;
+    },
+    enqueue: async (mode, options = {}) => {
+      const { runId } = await enqueueRun(
+        { pool: db.pool, redis, prefix: cfg.CUTTER_QUEUE_PREFIX },
+        { target: 'icx-work', snapshotPath: options.snapshot ?? DEMO_SNAPSHOT, mode, operator: 'tester', approvalWindowS: options.approvalWindowS ?? 3600 },
+      );
+      return runId;
+    },
+    waitForEnd: (runId, deadlineMs = 60_000) =>
+      waitFor(`run ${runId} to end`, async () => {
+        const view = await runView(db.pool, runId);
+        return view && hasEnded(view.status) ? view : undefined;
+      }, { deadlineMs, stepMs: 100 }),
+    corpus: () => fingerprintCorpus(db.pool),
+    close: async () => {
+      await self.fleet?.close();
+      redis.disconnect();
+      await db.drop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return self;
+}
+
+/** Stands in for an opened gate: stores consumed, valid SG_1 + EXEC approvals and turns the kill switch on for the run. */
+export async function armSwitch(env: RunEnv, runId: string): Promise<void> {
+  await insertConsumedApprovals(env.db.pool, runId, env.sovereign.key);
+  await env.db.pool.query(
+    `UPDATE cutter_governance.execution_switch SET enabled = true, run_id = $1, expires_at = now() + interval '1 hour', changed_by = 'test'`,
+    [runId],
+  );
+}

@@ -1,0 +1,23 @@
+import { decideGate } from '../../shared/approval/gate.js';
+import { loadTrustedKeys } from '../../shared/approval/keys.js';
+import type { PhaseProcessor } from '../context.js';
+
+/**
+ * SG_1. The job wakes when its delay (the approval window) ends or when it is
+ * promoted: by the approval endpoint after a valid SG_1 quorum and EXEC grant
+ * were stored, or by anyone else with access to Redis. It decides from
+ * Postgres alone (shared/approval/gate.ts): valid unconsumed approvals are
+ * consumed and the run goes on; otherwise the run ends expired (window over)
+ * or failed closed and audited (released by hand).
+ */
+export const processApprovalGate: PhaseProcessor = async ({ run }, deps) => {
+  // Read on every wake, so a key removed from SOVEREIGN_KEYS stops counting at once.
+  const keys = await loadTrustedKeys(deps.cfg.SOVEREIGN_KEYS);
+  const opened = await decideGate({ pool: deps.pool, keys, quorum: deps.cfg.SOVEREIGN_QUORUM, now: new Date() }, run.run_id);
+  return {
+    released: opened.consumedNow ? 'by valid approvals' : 'already (redelivered)',
+    sg_1_keys: opened.sg1Keys,
+    exec_keys: opened.execKeys,
+    quorum: deps.cfg.SOVEREIGN_QUORUM,
+  };
+};

@@ -1,0 +1,30 @@
+import type { Job } from 'bullmq';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../shared/config.js';
+import type { Pool } from '../shared/db/pool.js';
+import type { Phase } from '../shared/jobs/catalog.js';
+import type { Logger } from '../shared/logger.js';
+import type { RunRow } from '../shared/runs/store.js';
+
+/** What every phase processor may use; injected so processors stay plain functions. */
+export interface PhaseDeps {
+  pool: Pool;
+  cfg: Config;
+  log: Logger;
+  redis: Redis;
+  /** One Queue handle per phase, for worker presence and the gate. */
+  queues: Record<Phase, Queue>;
+}
+
+/** The call of one phase for one run. */
+export interface PhaseCall {
+  run: RunRow;
+  /** Reports progress (bytes, records) to the job and the run's phase row. */
+  progress: (progress: Record<string, unknown>) => Promise<void>;
+  job: Job;
+  token: string | undefined;
+}
+
+/** A phase processor: (run, deps) → a small summary kept with the run. */
+export type PhaseProcessor = (call: PhaseCall, deps: PhaseDeps) => Promise<Record<string, unknown>>;

@@ -1,0 +1,20 @@
+import { withTransaction } from '../../shared/db/pool.js';
+import { CutterError } from '../../shared/errors.js';
+import { buildPlan } from '../../shared/plan/build.js';
+import { fingerprintOutsideRun } from '../../shared/runs/fingerprint.js';
+import { setRunStatus } from '../../shared/runs/store.js';
+import { getTarget } from '../../shared/targets/registry.js';
+import type { PhaseProcessor } from '../context.js';
+
+/**
+ * Freezes the change set and its hash. It also fingerprints everything the
+ * plan does not cover, so verify can prove that execute touched nothing else.
+ */
+export const processCutplan: PhaseProcessor = async ({ run }, deps) => {
+  const target = await getTarget(deps.pool, run.target);
+  if (!target) throw new CutterError('TARGET_UNKNOWN', `target ${run.target} is no longer registered`);
+  const plan = await withTransaction(deps.pool, (client) => buildPlan(client, { runId: run.run_id, target }));
+  const outside = await fingerprintOutsideRun(deps.pool, run.run_id, run.corpus);
+  if (run.mode === 'live') await setRunStatus(deps.pool, run.run_id, 'awaiting_approval');
+  return { ...plan, outside_fingerprint: outside };
+};

@@ -1,0 +1,81 @@
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { appendAudit } from '../shared/audit/append.js';
+import { CutterError, coerceError, errorCode } from '../shared/errors.js';
+import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
+import { buildReport } from '../shared/runs/report.js';
+import { completePhase, disarmSwitchForRun, failRun, getRun, phaseProgress, saveReport, startPhase } from '../shared/runs/store.js';
+import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
+import { releaseCorpusLock } from '../shared/targets/lock.js';
+import type { PhaseDeps, PhaseProcessor } from './context.js';
+
+const ENDED = new Set(['succeeded', 'failed', 'expired']);
+
+/**
+ * Wraps a phase processor with what every phase needs: parse the job, find
+ * the run in Postgres (never trust the job), record the phase, and on the
+ * last failed attempt fail the run closed and release its corpus lock.
+ */
+export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: PhaseDeps) {
+  return async (job: Job, token?: string): Promise<Record<string, unknown>> => {
+    const parsed = phaseJobData.safeParse(job.data);
+    if (!parsed.success) {
+      await appendAudit(deps.pool, { actor: 'worker', kind: `${phase}.refused`, detail: { reason: 'malformed job data', job_id: job.id ?? null } });
+      throw new UnrecoverableError(`JOB_DATA_INVALID: ${phase} job ${job.id ?? '?'} has malformed data`);
+    }
+    const { runId } = parsed.data;
+    const run = await getRun(deps.pool, runId);
+    if (!run) {
+      await appendAudit(deps.pool, { actor: 'worker', kind: `${phase}.refused`, detail: { reason: 'unknown run', run_id: runId, job_id: job.id ?? null } });
+      throw new UnrecoverableError(`RUN_UNKNOWN: no run ${runId} in Postgres; ${phase} did nothing`);
+    }
+    if (ENDED.has(run.status)) {
+      // A late re-delivery of a run that already ended: nothing to do.
+      return { skipped: `run already ${run.status}` };
+    }
+    const log = deps.log.child({ run_id: runId, phase, attempt: job.attemptsMade + 1 });
+    await startPhase(deps.pool, runId, phase);
+    log.info('phase started');
+    const started = Date.now();
+    try {
+      const summary = await processor(
+        {
+          run,
+          job,
+          token,
+          progress: async (p) => {
+            await job.updateProgress(p);
+            await phaseProgress(deps.pool, runId, phase, p);
+          },
+        },
+        deps,
+      );
+      await completePhase(deps.pool, runId, phase, summary);
+      if (phase === 'verify') await saveReport(deps.pool, runId, await buildReport(deps.pool, runId));
+      log.info({ ms: Date.now() - started, summary }, 'phase completed');
+      return summary;
+    } catch (thrown) {
+      if (thrown instanceof DelayedError) throw thrown;
+      const err = coerceError(thrown);
+      const unrecoverable = err instanceof UnrecoverableError || (err instanceof CutterError && err.unrecoverable);
+      const attempts = job.opts.attempts ?? PHASE_POLICY[phase].attempts;
+      const final = unrecoverable || job.attemptsMade + 1 >= attempts;
+      log.error({ err, code: errorCode(err), final }, 'phase failed');
+      if (final) await failClosed(deps, runId, phase, err);
+      if (err instanceof CutterError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+      throw err;
+    }
+  };
+}
+
+/** The run fails closed: status names the phase, the corpus lock is released, the report says why. */
+async function failClosed(deps: PhaseDeps, runId: string, phase: Phase, err: Error): Promise<void> {
+  const code = err instanceof CutterError ? err.code : errorCode(err);
+  const expired = code === 'APPROVAL_EXPIRED';
+  const changed = await failRun(deps.pool, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' });
+  await releaseCorpusLock(deps.pool, runId);
+  await discardStagedSnapshot(deps.pool, runId);
+  await disarmSwitchForRun(deps.pool, runId, `worker:${phase}-failed`);
+  if (!changed) return;
+  await appendAudit(deps.pool, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
+  await saveReport(deps.pool, runId, await buildReport(deps.pool, runId));
+}

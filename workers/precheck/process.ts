@@ -1,0 +1,67 @@
+import { runSelftest } from '../../shared/backup/selftest.js';
+import { backupSpecFromConfig } from '../../shared/backup/spec.js';
+import { CutterError } from '../../shared/errors.js';
+import { phasesFor } from '../../shared/jobs/catalog.js';
+import { redisDurability } from '../../shared/redis.js';
+import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
+import { saveBaseline } from '../../shared/runs/store.js';
+import { getTarget } from '../../shared/targets/registry.js';
+import type { PhaseProcessor } from '../context.js';
+
+/**
+ * G0: the baseline every later check compares with (corpus fingerprints and
+ * the kill switch), plus the early refusals: protected target, volatile Redis
+ * for a live run, a backup that could not be taken, a phase nobody serves.
+ */
+export const processPrecheck: PhaseProcessor = async ({ run }, deps) => {
+  const target = await getTarget(deps.pool, run.target);
+  if (!target) throw new CutterError('TARGET_UNKNOWN', `target ${run.target} is no longer registered`);
+  if (run.mode === 'live' && target.protected) {
+    throw new CutterError('C3_PROTECTED', `C3: target ${target.name} is protected and is never cut live`, { kind: 'refused' });
+  }
+
+  const durability = await redisDurability(deps.redis);
+  if (run.mode === 'live' && !durability.durable && !deps.cfg.CUTTER_ALLOW_VOLATILE_REDIS) {
+    throw new CutterError(
+      'PRECHECK_REDIS_VOLATILE',
+      `Redis is volatile (appendonly=${durability.appendonly ? 'yes' : 'no'}, maxmemory-policy=${durability.maxmemoryPolicy}): ` +
+        'a crash could lose the run; enable appendonly + noeviction, or set CUTTER_ALLOW_VOLATILE_REDIS=true deliberately',
+    );
+  }
+
+  const unserved: string[] = [];
+  for (const phase of phasesFor(run.mode)) {
+    const workers = await deps.queues[phase].getWorkers();
+    if (workers.length === 0) unserved.push(phase);
+  }
+  if (unserved.length) {
+    throw new CutterError('PRECHECK_NO_WORKERS', `no worker serves the queue(s) ${unserved.join(', ')}: start cutter worker --phases ${unserved.join(',')}`);
+  }
+
+  const selftest = await runSelftest(backupSpecFromConfig(deps.cfg));
+  if (!selftest.ok) {
+    const failed = selftest.checks.filter((c) => !c.ok).map((c) => `${c.code ?? c.name}: ${c.message}`);
+    throw new CutterError('PRECHECK_BACKUP_SELFTEST', `backup selftest failed (C7): ${failed.join('; ')}`);
+  }
+
+  const { rows } = await deps.pool.query<{ any: boolean; mine: boolean }>(
+    'SELECT cutter_governance.execution_enabled() AS any, cutter_governance.execution_enabled($1) AS mine',
+    [run.run_id],
+  );
+  const tables = await fingerprintCorpus(deps.pool);
+  const baseline = {
+    taken_utc: new Date().toISOString(),
+    tables,
+    execution_enabled: rows[0]?.any ?? false,
+    execution_enabled_for_run: rows[0]?.mine ?? false,
+    redis: durability,
+    volatile_redis_allowed: !durability.durable && deps.cfg.CUTTER_ALLOW_VOLATILE_REDIS,
+    backup_selftest: selftest.checks.map((c) => ({ name: c.name, ok: c.ok })),
+  };
+  await saveBaseline(deps.pool, run.run_id, baseline);
+  return {
+    tables: tables.map((t) => ({ table: t.table, rows: t.rows })),
+    execution_enabled: baseline.execution_enabled,
+    redis_durable: durability.durable,
+  };
+};
