@@ -12,6 +12,7 @@ import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommands } from './commands/demo.js';
 import { registerGrantsCommands } from './commands/grants.js';
 import { registerPlanCommand } from './commands/plan.js';
+import { registerReadinessCommand } from './commands/readiness.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerTargetCommands } from './commands/target.js';
@@ -41,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     registerStatusCommand(program, ctx);
     registerTargetCommands(program, ctx);
     registerPlanCommand(program, ctx);
+    registerReadinessCommand(program, ctx);
     registerWorkerCommand(program, ctx);
     await program.parseAsync(argv);
     return Number(process.exitCode ?? 0);
