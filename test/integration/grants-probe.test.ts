@@ -201,8 +201,13 @@ describe('the probe itself', () => {
            (SELECT array_agg(n.oid || ':' || coalesce(n.nspacl::text, '-') ORDER BY n.oid) FROM pg_namespace n) AS nsp,
            (SELECT array_agg(p.oid || ':' || coalesce(p.proacl::text, '-') ORDER BY p.oid) FROM pg_proc p) AS fn,
            (SELECT coalesce(datacl::text, '-') FROM pg_database WHERE datname = current_database()) AS dat,
-           (SELECT array_agg(row(r.*)::text ORDER BY r.oid) FROM pg_roles r) AS roles,
-           (SELECT array_agg(row(m.*)::text ORDER BY m.roleid, m.member) FROM pg_auth_members m) AS members`;
+           -- Roles are cluster-wide and other test files change their own roles
+           -- concurrently: compare the roles this probe could touch.
+           (SELECT array_agg(row(r.*)::text ORDER BY r.oid) FROM pg_roles r
+             WHERE r.rolname IN ('cutter_exec', 'workflow_admin', current_user)) AS roles,
+           (SELECT array_agg(row(m.*)::text ORDER BY m.roleid, m.member) FROM pg_auth_members m
+             WHERE m.roleid IN (SELECT oid FROM pg_roles WHERE rolname IN ('cutter_exec', 'workflow_admin', current_user))
+                OR m.member IN (SELECT oid FROM pg_roles WHERE rolname IN ('cutter_exec', 'workflow_admin', current_user))) AS members`;
 
   it('never changes anything, even when it fails: read-only transaction, no transaction id, catalog identical', async () => {
     await db.pool.query(`GRANT DELETE, TRUNCATE ON public.information_unit TO ${EXEC}`);
