@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-
 /** The fixed demo corpus of DESIGN §2: every fact about it lives here. */
 
 export const DEMO_PROTECTED = { corpus: 'ICX-CONST', count: 60, state: 'enacted', target: 'icx-const' } as const;
@@ -15,9 +13,8 @@ export function demoBody(key: string, version: number): string {
   return `${key}: demo information unit, text of version ${version}.`;
 }
 
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
+// One sha256-of-text for the whole code base: the staging code's.
+export { sha256Hex } from '../snapshot/stage.js';
 
 export interface DemoUnit {
   corpus: string;
