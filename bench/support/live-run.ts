@@ -1,69 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { loadTrustedKeys } from '../../shared/approval/keys.js';
-import { generateSovereignKey, readPrivateKey, signApproval } from '../../shared/approval/sign.js';
-import { submitApproval, type ApprovalDeps } from '../../shared/approval/submit.js';
-import type { Config } from '../../shared/config.js';
 import type { Pool } from '../../shared/db/pool.js';
-import { planScope } from '../../shared/execute/authority.js';
-import type { TransitionKind } from '../../shared/plan/transitions.js';
+import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
 
-/**
- * A sovereign for bench runs: a fresh Ed25519 key whose public half is the
- * only trusted key (SOVEREIGN_KEYS = dir/public), and a function that signs
- * SG_1 + EXEC for a paused run and submits them through the real submit path
- * (validation, storage, tally, gate release), as the approval endpoint does.
- */
-export interface BenchSovereign {
-  keysDir: string;
-  approve: (deps: { cfg: Config; pool: Pool; redis: Redis }, runId: string) => Promise<void>;
-}
-
-export function benchSovereign(dir: string): BenchSovereign {
-  const key = generateSovereignKey();
-  const keysDir = join(dir, 'sovereign-public');
-  mkdirSync(keysDir, { recursive: true });
-  writeFileSync(join(keysDir, 'bench-sovereign.pem'), key.publicPem);
-  const privateKey = readPrivateKey(key.privatePem, 'bench sovereign key');
-  return {
-    keysDir,
-    async approve({ cfg, pool, redis }, runId) {
-      const { rows } = await pool.query<{ target: string; plan_sha256: string }>(
-        `SELECT r.target, c.plan_sha256 FROM cutter_governance.run r
-           JOIN cutter_governance.cut_change_set c ON c.run_id = r.run_id WHERE r.run_id = $1`,
-        [runId],
-      );
-      const run = rows[0];
-      if (!run) throw new Error(`run ${runId} has no plan to approve`);
-      // The signer reads the allowance the plan needs and signs exactly that.
-      const scope = await planScope(pool, runId);
-      const gateQueue = new Queue('approval-gate', { connection: redis, prefix: cfg.CUTTER_QUEUE_PREFIX });
-      const deps: ApprovalDeps = {
-        pool,
-        keys: await loadTrustedKeys(keysDir),
-        quorum: cfg.SOVEREIGN_QUORUM,
-        gateQueue,
-        log: pino({ level: 'silent' }),
-        releaseWaitMs: 30_000,
-      };
-      try {
-        for (const gate of ['SG_1', 'EXEC'] as const) {
-          const envelope = signApproval(
-            { gate, runId, target: run.target, planSha256: run.plan_sha256, maxUnits: scope.unitCount, transitions: scope.transitions as TransitionKind[] },
-            privateKey,
-            { ttlS: 3600 },
-          );
-          const answer = await submitApproval(deps, runId, envelope);
-          if (gate === 'EXEC' && !answer.released) throw new Error(`run ${runId}: approvals stored but the gate was not released (${answer.waiting_for.join(', ')})`);
-        }
-      } finally {
-        await gateQueue.close();
-      }
-    },
-  };
+/** A fresh sovereign per bench directory (the demo's signer, with its key made in dir). */
+export function benchSovereign(dir: string): LocalSovereign {
+  return localSovereign(join(dir, 'sovereign'));
 }
 
 /** Polls (every 20 ms) until the run reaches one of the given statuses; returns it. */

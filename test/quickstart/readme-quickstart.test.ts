@@ -45,10 +45,14 @@ describe('README quickstart', () => {
     expect(first.stdout).toMatch(/✓ verify/);
     expect(first.stdout).toMatch(/run run-[0-9a-z-]+: succeeded, verdict PASS/);
     expect(first.stdout).toContain('## Verification (G8)');
+    expect(first.stdout).toMatch(/paused at SG_1; plan [0-9a-f]{64}/);
+    expect(first.stdout).toMatch(/live run run-[0-9a-z-]+: succeeded, verdict PASS/);
 
     const second = await npmRunDemo(env);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toContain('0 unit(s) inserted');
-    expect(second.stdout).toContain('total: 158 units');
+    // The first run's live cut added ICX-WORK/099–108; the second does not cut again.
+    expect(second.stdout).toContain('total: 168 units');
+    expect(second.stdout).toContain('skipped: the demo snapshot is already applied');
   });
 });

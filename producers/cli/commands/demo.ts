@@ -2,9 +2,12 @@ import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { Redis } from 'ioredis';
 import type { Config } from '../../../shared/config.js';
+import type { Pool } from '../../../shared/db/pool.js';
 import { migrate } from '../../../shared/db/migrate.js';
 import { ensureDemoGpgKey } from '../../../shared/demo/gpg-key.js';
+import { localSovereign, type LocalSovereign } from '../../../shared/demo/sovereign.js';
 import { corpusSummary, registerDemoWorkTarget, seedDemo } from '../../../shared/demo/seed.js';
 import { createLogger } from '../../../shared/logger.js';
 import { createRedis } from '../../../shared/redis.js';
@@ -20,14 +23,49 @@ const DEMO_SNAPSHOT = new URL('../../../../demo/icx-work.snapshot.ndjson', impor
  * The demo's backup settings: the operator's own when BACKUP_GPG_FPR is set,
  * otherwise a throwaway key and directory under ~/.cutter-demo.
  */
-async function demoConfig(cfg: Config): Promise<Config> {
-  if (cfg.BACKUP_GPG_FPR && cfg.BACKUP_DIR) return cfg;
-  const base = join(homedir(), '.cutter-demo');
-  const gnupgHome = join(base, 'gnupg');
-  const backupDir = join(base, 'backups');
+async function demoConfig(cfg: Config, sovereignKeys: string): Promise<Config> {
+  // The demo's own sovereign is the only trusted key, and the demo accepts a
+  // volatile Redis (the report says so); a real deployment sets neither.
+  const withDemo = { ...cfg, SOVEREIGN_KEYS: sovereignKeys, CUTTER_ALLOW_VOLATILE_REDIS: true };
+  if (cfg.BACKUP_GPG_FPR && cfg.BACKUP_DIR) return withDemo;
+  const gnupgHome = join(DEMO_HOME(), 'gnupg');
+  const backupDir = join(DEMO_HOME(), 'backups');
   mkdirSync(backupDir, { recursive: true });
   const fpr = await ensureDemoGpgKey(gnupgHome);
-  return { ...cfg, BACKUP_GPG_FPR: fpr, GNUPGHOME: gnupgHome, BACKUP_DIR: backupDir };
+  return { ...withDemo, BACKUP_GPG_FPR: fpr, GNUPGHOME: gnupgHome, BACKUP_DIR: backupDir };
+}
+
+/** Where the demo keeps its throwaway keys. */
+const DEMO_HOME = () => join(homedir(), '.cutter-demo');
+
+/**
+ * Step 5: the same snapshot, live — paused at SG_1, approved by the demo
+ * sovereign (SG_1 + EXEC through the real submit path), executed, verified.
+ * Skipped once the corpus already holds the cut. Returns the run id, null
+ * when skipped, or FAILED.
+ */
+async function demoLiveRun(args: { cfg: Config; pool: Pool; redis: Redis; sovereign: LocalSovereign }): Promise<string | null> {
+  const { cfg, pool, redis, sovereign } = args;
+  out('5. live run of the same snapshot, approved by the demo sovereign key (demo only)');
+  const cut = await pool.query(`SELECT 1 FROM public.information_unit WHERE corpus = 'ICX-WORK' AND key = 'ICX-WORK/099'`);
+  if (cut.rowCount) {
+    out('   skipped: the demo snapshot is already applied (ICX-WORK/099 exists)');
+    return null;
+  }
+  const { runId } = await enqueueRun(
+    { pool, redis, prefix: cfg.CUTTER_QUEUE_PREFIX },
+    { target: 'icx-work', snapshotPath: DEMO_SNAPSHOT, mode: 'live', operator: cfg.CUTTER_OPERATOR, approvalWindowS: 3600 },
+  );
+  const paused = await followRun(pool, runId, { print: out, until: (v) => v.status === 'awaiting_approval' });
+  if (paused.status !== 'awaiting_approval') {
+    out(`   run ${runId}: ${paused.status} before the gate`);
+    return 'FAILED';
+  }
+  out(`   paused at SG_1; plan ${paused.plan?.plan_sha256 ?? '?'}: signing SG_1 and EXEC and submitting them`);
+  await sovereign.approve({ cfg, pool, redis }, runId);
+  const view = await followRun(pool, runId, { print: out, until: () => false });
+  out(`   live run ${runId}: ${view.status}, verdict ${view.verdict ?? 'none'}`);
+  return view.verdict === 'PASS' ? runId : 'FAILED';
 }
 
 /** `cutter demo seed` and `cutter demo` (what `npm run demo` runs). */
@@ -45,7 +83,7 @@ export function registerDemoCommands(program: Command, ctx: () => CliContext): v
 
   demo
     .command('run', { isDefault: true })
-    .description('migrate, seed, then a dry run of the demo snapshot with in-process workers (the quickstart)')
+    .description('migrate, seed, a dry run and then a live run of the demo snapshot with in-process workers (the quickstart)')
     .action(async () => {
       const c = ctx();
       out('1. migrate');
@@ -61,7 +99,8 @@ export function registerDemoCommands(program: Command, ctx: () => CliContext): v
       out(`total: ${rows.reduce((n, r) => n + r.units, 0)} units`);
 
       out('4. dry run of demo/icx-work.snapshot.ndjson against target icx-work');
-      const cfg = await demoConfig(c.cfg);
+      const sovereign = localSovereign(join(DEMO_HOME(), 'sovereign'));
+      const cfg = await demoConfig(c.cfg, sovereign.keysDir);
       const fleet = await startFleet({ cfg, log: createLogger({ level: 'warn' }) });
       const redis = createRedis(cfg.REDIS_URL);
       try {
@@ -71,9 +110,10 @@ export function registerDemoCommands(program: Command, ctx: () => CliContext): v
         );
         const view = await followRun(c.db(), runId, { print: out, until: () => false });
         out(`   run ${runId}: ${view.status}, verdict ${view.verdict ?? 'none'}`);
+        const live = await demoLiveRun({ cfg, pool: c.db(), redis, sovereign });
         out('');
-        out((await getRun(c.db(), runId))?.report ?? '');
-        process.exitCode = view.verdict === 'PASS' ? 0 : 1;
+        out((await getRun(c.db(), live ?? runId))?.report ?? '');
+        process.exitCode = view.verdict === 'PASS' && live !== 'FAILED' ? 0 : 1;
       } finally {
         redis.disconnect();
         await fleet.close();
