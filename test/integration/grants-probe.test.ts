@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GOVERNED_SCHEMAS, REQUIRED_GRANTS } from '../../shared/grants/matrix.js';
 import { grantStatement, revokeStatement } from '../../shared/grants/package.js';
 import { probeGrants, type GrantProbeResult } from '../../shared/grants/probe.js';
-import { runCli } from '../support/cli.js';
+import { psql, runCli } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 // Grants are per database, so this file changes them freely in its own clone
@@ -19,20 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db.drop();
 });
-
-/** Feeds SQL to the real psql binary on stdin, as an operator would. */
-function psql(url: string, input: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('psql', ['-X', '-q', '-d', url], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 /** `cutter grants package | psql`, then the probe must pass again. */
 async function applyPackageAndExpectPass(): Promise<void> {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +5,7 @@ import { migrate } from '../../shared/db/migrate.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
 import { withExecRole } from '../../shared/grants/exec-role.js';
 import { probeGrants, type GrantProbeResult } from '../../shared/grants/probe.js';
-import { runCli } from '../support/cli.js';
+import { psql, runCli } from '../support/cli.js';
 import { dropDatabase, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
 
 // Role attributes and memberships are cluster-wide: this file gives itself an
@@ -41,19 +40,6 @@ afterAll(async () => {
     await admin.end();
   }
 });
-
-function psql(target: string, input: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('psql', ['-X', '-q', '-d', target], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 const failing = (result: GrantProbeResult) => result.rows.filter((r) => !r.ok).map((r) => `${r.kind} ${r.object} ${r.privilege}`);
 

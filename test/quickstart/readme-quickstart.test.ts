@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runProcess } from '../support/cli.js';
 import { dropDatabase, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
 import { testQueuePrefix } from '../support/prefix.js';
 
@@ -16,16 +16,8 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-function npmRunDemo(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npm', ['run', '--silent', 'demo'], { cwd: ROOT, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function npmRunDemo(env: Record<string, string>) {
+  return runProcess('npm', ['run', '--silent', 'demo'], { cwd: ROOT, env: { ...process.env, ...env } });
 }
 
 /** The block of expected output the README shows after `npm run demo`. */
