@@ -20,6 +20,7 @@ import { createRedis } from '../../shared/redis.js';
 import { phaseRunner } from '../../workers/phase-runner.js';
 import { processApprovalGate } from '../../workers/approval-gate/process.js';
 import type { Bench, Figure } from '../harness.js';
+import { obliterateQueues } from '../support/live-run.js';
 import { dropScratch, scratchUrl } from './seed.js';
 
 /**
@@ -139,11 +140,7 @@ async function setUp(): Promise<Harness> {
     close: async () => {
       await pool.end();
       const redis = createRedis(cfg.REDIS_URL);
-      for (const name of [...PHASES, 'floor-gate', 'floor-next']) {
-        const q = new Queue(name, { connection: redis, prefix });
-        await q.obliterate({ force: true }).catch(() => undefined);
-        await q.close();
-      }
+      await obliterateQueues(redis, prefix, [...PHASES, 'floor-gate', 'floor-next']);
       redis.disconnect();
       await dropScratch(url);
       rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
 import { config } from '../../shared/config.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
@@ -13,7 +12,7 @@ import { PHASES } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { timed, type Bench, type Figure } from '../harness.js';
-import { untilStatus } from '../support/live-run.js';
+import { obliterateQueues, untilStatus } from '../support/live-run.js';
 import { dropScratch, scratchUrl } from './seed.js';
 
 /**
@@ -150,11 +149,7 @@ export const fleetBench: Bench = {
       }
     } finally {
       for (const w of workers) await stopWorker(w);
-      for (const name of PHASES) {
-        const q = new Queue(name, { connection: redis, prefix });
-        await q.obliterate({ force: true }).catch(() => undefined);
-        await q.close();
-      }
+      await obliterateQueues(redis, prefix, PHASES);
       redis.disconnect();
       await dropScratch(url);
       rmSync(dir, { recursive: true, force: true });
