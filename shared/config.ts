@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { FAULT_POINTS, type FaultPoint } from './faults.js';
 
 /**
  * The whole environment contract of DESIGN §6 in one schema. Parsed once per
@@ -90,10 +91,13 @@ export const configSchema = z.object({
   // Fault injection for the crash tests: the named point pauses its process
   // so a test can SIGKILL it there. Never set in production.
   CUTTER_FAULT: z
-    .enum(['execute.before-commit', 'execute.after-commit'], {
-      error: 'must be execute.before-commit or execute.after-commit (test only)',
+    .enum(FAULT_POINTS as [FaultPoint, ...FaultPoint[]], {
+      error: 'must be <phase>.before, <phase>.middle or <phase>.after, e.g. execute.middle (test only)',
     })
     .optional(),
+  // The chaos suite's negative control: execute stops consulting its ledger,
+  // so a re-delivered execute tries to apply again. Never set in production.
+  CUTTER_TEST_DISABLE_LEDGER: strictBoolean.default(false),
   LOG_FORMAT: z
     .enum(['json', 'pretty'], { error: 'must be json or pretty' })
     .optional(),

@@ -1,6 +1,14 @@
 import type { Config } from './config.js';
+import { PHASES, type Phase } from './jobs/catalog.js';
 
-export type FaultPoint = 'execute.before-commit' | 'execute.after-commit';
+/**
+ * Where in a phase a crash test may kill its worker: before the phase's side
+ * effect, in the middle of it (for execute: the change applied, the
+ * transaction still open), and after it but before the job completes.
+ */
+export const FAULT_MOMENTS = ['before', 'middle', 'after'] as const;
+export type FaultPoint = `${Phase}.${(typeof FAULT_MOMENTS)[number]}`;
+export const FAULT_POINTS: readonly FaultPoint[] = PHASES.flatMap((p) => FAULT_MOMENTS.map((m) => `${p}.${m}` as const));
 
 /**
  * A named point where a crash test kills the process. When CUTTER_FAULT names

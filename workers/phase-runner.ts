@@ -1,9 +1,11 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { appendAudit } from '../shared/audit/append.js';
 import { CutterError, coerceError, errorCode } from '../shared/errors.js';
+import { faultPoint } from '../shared/faults.js';
 import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
 import { buildReport } from '../shared/runs/report.js';
-import { completePhase, disarmSwitchForRun, failRun, getRun, phaseProgress, saveReport, startPhase } from '../shared/runs/store.js';
+import { withTransaction } from '../shared/db/pool.js';
+import { completePhase, disarmSwitchForRun, failRun, finishRun, getRun, phaseProgress, saveReport, startPhase } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
 import type { PhaseDeps, PhaseProcessor } from './context.js';
@@ -37,6 +39,7 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
     log.info('phase started');
     const started = Date.now();
     try {
+      await faultPoint(deps.cfg, `${phase}.before`);
       const summary = await processor(
         {
           run,
@@ -49,8 +52,9 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
         },
         deps,
       );
-      await completePhase(deps.pool, runId, phase, summary);
-      if (phase === 'verify') await saveReport(deps.pool, runId, await buildReport(deps.pool, runId));
+      await faultPoint(deps.cfg, `${phase}.after`);
+      if (phase === 'verify') await endVerifiedRun(deps, runId, summary);
+      else await completePhase(deps.pool, runId, phase, summary);
       log.info({ ms: Date.now() - started, summary }, 'phase completed');
       return summary;
     } catch (thrown) {
@@ -71,11 +75,25 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
 async function failClosed(deps: PhaseDeps, runId: string, phase: Phase, err: Error): Promise<void> {
   const code = err instanceof CutterError ? err.code : errorCode(err);
   const expired = code === 'APPROVAL_EXPIRED';
-  const changed = await failRun(deps.pool, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' });
+  // The status and the report change together, so whoever sees the run ended also sees why.
+  const changed = await withTransaction(deps.pool, async (tx) => {
+    const ended = await failRun(tx, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' });
+    if (ended) await saveReport(tx, runId, await buildReport(tx, runId));
+    return ended;
+  });
   await releaseCorpusLock(deps.pool, runId);
   await discardStagedSnapshot(deps.pool, runId);
   await disarmSwitchForRun(deps.pool, runId, `worker:${phase}-failed`);
   if (!changed) return;
   await appendAudit(deps.pool, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
-  await saveReport(deps.pool, runId, await buildReport(deps.pool, runId));
+}
+
+/** Verify's end: the phase, the run's final status and its report become visible together. */
+async function endVerifiedRun(deps: PhaseDeps, runId: string, summary: Record<string, unknown>): Promise<void> {
+  const verdict = summary['verdict'] === 'PASS' ? 'PASS' : 'FAIL';
+  await withTransaction(deps.pool, async (tx) => {
+    await completePhase(tx, runId, 'verify', summary);
+    await finishRun(tx, { runId, verdict });
+    await saveReport(tx, runId, await buildReport(tx, runId));
+  });
 }

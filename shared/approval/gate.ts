@@ -21,6 +21,8 @@ export interface GateDeps {
   keys: TrustedKeys;
   quorum: number;
   now: Date;
+  /** Runs inside the consuming transaction just before it commits (the crash tests' kill point). */
+  beforeCommit?: () => Promise<void>;
 }
 
 export interface GateOpened {
@@ -37,7 +39,7 @@ export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpe
   const windowEndsAt = run.windowEndsAt;
   const rows = (await listDecisions(deps.pool, runId, 'unconsumed')).filter((r) => r.received_utc <= windowEndsAt);
   const tally = tallyDecisions(rows, { keys: deps.keys, run, now: deps.now, stage: 'gate', quorum: deps.quorum });
-  if (tally.complete) return consume(deps.pool, runId, tally);
+  if (tally.complete) return consume(deps, runId, tally);
   // A redelivery of a gate that already opened finds its approvals consumed: not a bypass.
   if (await alreadyOpened(deps.pool, runId)) return { consumedNow: false, sg1Keys: [], execKeys: [] };
 
@@ -80,9 +82,9 @@ async function alreadyOpened(db: Pool | PoolClient, runId: string): Promise<bool
 }
 
 /** Marks exactly the approvals that opened the gate as consumed, once, and audits it. */
-async function consume(pool: Pool, runId: string, tally: GateTally): Promise<GateOpened> {
+async function consume(deps: GateDeps, runId: string, tally: GateTally): Promise<GateOpened> {
   const ids = [...tally.sg1, ...tally.exec].map((a) => a.id);
-  const consumedNow = await withTransaction(pool, async (client) => {
+  const consumedNow = await withTransaction(deps.pool, async (client) => {
     // The row locks of this UPDATE serialise a twin delivery of the gate: the
     // twin waits, then finds the rows consumed and the gate already opened.
     const { rowCount } = await client.query(
@@ -105,6 +107,7 @@ async function consume(pool: Pool, runId: string, tally: GateTally): Promise<Gat
         quorum: tally.quorum,
       },
     });
+    await deps.beforeCommit?.();
     return true;
   });
   return { consumedNow, sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };

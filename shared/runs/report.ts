@@ -1,4 +1,4 @@
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import type { Check } from './checks.js';
 import type { TableFingerprint } from './fingerprint.js';
 import { getPhases, getRun, type PhaseRow } from './store.js';
@@ -9,7 +9,7 @@ function text(value: unknown): string {
 }
 
 /** The markdown run report, built from what Postgres holds about the run. */
-export async function buildReport(pool: Pool, runId: string): Promise<string> {
+export async function buildReport(pool: Pool | PoolClient, runId: string): Promise<string> {
   const run = await getRun(pool, runId);
   if (!run) return `# Run ${runId}\n\nNo such run.\n`;
   const phases = await getPhases(pool, runId);

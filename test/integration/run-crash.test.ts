@@ -46,7 +46,7 @@ describe('a worker killed in the middle of execute', () => {
     };
     // Every phase but execute in-process; execute in a child that pauses before COMMIT.
     await env.startFleet({ 'approval-gate': armingGate }, PHASES.filter((p) => p !== 'execute'));
-    const doomed = await startWorker('execute', { CUTTER_FAULT: 'execute.before-commit' });
+    const doomed = await startWorker('execute', { CUTTER_FAULT: 'execute.middle' });
     const before = await env.corpus();
 
     // The stand-in gate runs when this short window ends (nothing promotes it).

@@ -84,9 +84,16 @@ export async function createRunEnv(label: string): Promise<RunEnv> {
     },
     waitForEnd: (runId, deadlineMs = 60_000) =>
       waitFor(`run ${runId} to end`, async () => {
-        const view = await runView(db.pool, runId);
-        return view && hasEnded(view.status) ? view : undefined;
-      }, { deadlineMs, stepMs: 100 }),
+        // Status and report in one read: a run seen ended must already carry its report.
+        const row = await db.pool.query<{ status: string; report: string | null }>(
+          'SELECT status, report FROM cutter_governance.run WHERE run_id = $1',
+          [runId],
+        );
+        const seen = row.rows[0];
+        if (!seen || !hasEnded(seen.status)) return undefined;
+        if (!seen.report) throw new Error(`run ${runId} is ${seen.status} but has no report yet`);
+        return (await runView(db.pool, runId)) ?? undefined;
+      }, { deadlineMs, stepMs: 20 }),
     corpus: () => fingerprintCorpus(db.pool),
     close: async () => {
       await self.fleet?.close();

@@ -1,5 +1,6 @@
 import { decideGate } from '../../shared/approval/gate.js';
 import { loadTrustedKeys } from '../../shared/approval/keys.js';
+import { faultPoint } from '../../shared/faults.js';
 import type { PhaseProcessor } from '../context.js';
 
 /**
@@ -13,7 +14,10 @@ import type { PhaseProcessor } from '../context.js';
 export const processApprovalGate: PhaseProcessor = async ({ run }, deps) => {
   // Read on every wake, so a key removed from SOVEREIGN_KEYS stops counting at once.
   const keys = await loadTrustedKeys(deps.cfg.SOVEREIGN_KEYS);
-  const opened = await decideGate({ pool: deps.pool, keys, quorum: deps.cfg.SOVEREIGN_QUORUM, now: new Date() }, run.run_id);
+  const opened = await decideGate(
+    { pool: deps.pool, keys, quorum: deps.cfg.SOVEREIGN_QUORUM, now: new Date(), beforeCommit: () => faultPoint(deps.cfg, 'approval-gate.middle') },
+    run.run_id,
+  );
   return {
     released: opened.consumedNow ? 'by valid approvals' : 'already (redelivered)',
     sg_1_keys: opened.sg1Keys,

@@ -31,10 +31,9 @@ export const processExecute: PhaseProcessor = async ({ run }, deps) => {
     await client.query(`SET client_connection_check_interval = '250ms'`).catch(() => undefined);
     await client.query('BEGIN');
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('cutter.execute'), hashtext($1))`, [runId]);
-    const done = await client.query<{ applied_at: Date }>(
-      'SELECT applied_at FROM cutter_governance.execution_ledger WHERE run_id = $1',
-      [runId],
-    );
+    const done = deps.cfg.CUTTER_TEST_DISABLE_LEDGER
+      ? { rows: [] } // the chaos suite's negative control only
+      : await client.query<{ applied_at: Date }>('SELECT applied_at FROM cutter_governance.execution_ledger WHERE run_id = $1', [runId]);
     if (done.rows[0]) {
       await client.query('ROLLBACK');
       return { mode: run.mode, already_applied: true, applied_at: done.rows[0].applied_at.toISOString() };
@@ -54,9 +53,8 @@ export const processExecute: PhaseProcessor = async ({ run }, deps) => {
       detail: { ...counts, plan_sha256: authority.planSha256 },
     });
     if (authority.mode === 'dry') throw new Rehearsed(counts);
-    await faultPoint(deps.cfg, 'execute.before-commit');
+    await faultPoint(deps.cfg, 'execute.middle');
     await client.query('COMMIT');
-    await faultPoint(deps.cfg, 'execute.after-commit');
     return { mode: 'live', applied: true, plan_sha256: authority.planSha256, ...counts };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);

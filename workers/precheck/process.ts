@@ -6,6 +6,7 @@ import { redisDurability } from '../../shared/redis.js';
 import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
 import { saveBaseline } from '../../shared/runs/store.js';
 import { getTarget } from '../../shared/targets/registry.js';
+import { faultPoint } from '../../shared/faults.js';
 import type { PhaseProcessor } from '../context.js';
 
 /**
@@ -48,6 +49,7 @@ export const processPrecheck: PhaseProcessor = async ({ run }, deps) => {
     'SELECT cutter_governance.execution_enabled() AS any, cutter_governance.execution_enabled($1) AS mine',
     [run.run_id],
   );
+  await faultPoint(deps.cfg, 'precheck.middle'); // selftest done, no baseline yet
   const tables = await fingerprintCorpus(deps.pool);
   const baseline = {
     taken_utc: new Date().toISOString(),

@@ -2,9 +2,10 @@ import { appendAudit } from '../../shared/audit/append.js';
 import { CutterError } from '../../shared/errors.js';
 import { dryRunChecks, liveRunChecks } from '../../shared/runs/checks.js';
 import type { TableFingerprint } from '../../shared/runs/fingerprint.js';
-import { finishRun, getPhases } from '../../shared/runs/store.js';
+import { getPhases } from '../../shared/runs/store.js';
 import { discardStagedSnapshot } from '../../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../../shared/targets/lock.js';
+import { faultPoint } from '../../shared/faults.js';
 import type { PhaseProcessor } from '../context.js';
 
 interface Baseline {
@@ -14,8 +15,8 @@ interface Baseline {
 
 /**
  * G8: the database is exactly what the plan says (live) or exactly what it
- * was (dry). Writes verify_result, the verdict and the report, and releases
- * the corpus lock. (The phase runner stores the report once this phase is recorded.)
+ * was (dry). Writes verify_result and releases the corpus lock; the phase
+ * runner then ends the run with this verdict and its report in one transaction.
  */
 export const processVerify: PhaseProcessor = async ({ run }, deps) => {
   const baseline = run.baseline as Baseline | null;
@@ -35,8 +36,8 @@ export const processVerify: PhaseProcessor = async ({ run }, deps) => {
      ON CONFLICT (run_id) DO UPDATE SET passed = $2, checks = $3::jsonb, verified_at = now()`,
     [run.run_id, passed, JSON.stringify(checks)],
   );
+  await faultPoint(deps.cfg, 'verify.middle'); // verify_result stored, the lock still held
   const verdict = passed ? 'PASS' : 'FAIL';
-  await finishRun(deps.pool, { runId: run.run_id, verdict });
   await releaseCorpusLock(deps.pool, run.run_id);
   await discardStagedSnapshot(deps.pool, run.run_id);
   await appendAudit(deps.pool, { actor: 'worker', kind: 'run.verified', runId: run.run_id, detail: { verdict, checks: checks.length } });
