@@ -1,41 +1,23 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PHASES } from '../../shared/jobs/catalog.js';
 import type { PhaseProcessor } from '../../workers/context.js';
-import { CLI_PATH } from '../support/cli.js';
-import { waitFor } from '../support/poll.js';
 import { armSwitch, createRunEnv, type RunEnv } from '../support/run-env.js';
+import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 let env: RunEnv;
-const children: ChildProcess[] = [];
+const workers: WorkerProcess[] = [];
 beforeAll(async () => {
   env = await createRunEnv('runcrash');
 });
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const w of workers) await w.kill();
   await env.close();
 });
 
-/** A `cutter worker` process for some phases; resolves once it says it is ready. */
-function startWorker(phases: string, extraEnv: Record<string, string> = {}): Promise<{ child: ChildProcess; paused: Promise<void> }> {
-  const child = spawn(process.execPath, [CLI_PATH, 'worker', '--phases', phases], {
-    env: { PATH: process.env['PATH'] ?? '', ...env.env, ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  const paused = new Promise<void>((resolve) => {
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (stderr.includes('cutter-fault: paused')) resolve();
-    });
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      if (d.includes('worker ready')) resolve({ child, paused });
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited early (${String(code)}): ${stderr}`)));
-  });
+async function startWorker(phases: string[], fault?: string): Promise<WorkerProcess> {
+  const w = await startWorkerProcess(env.env, { phases, ...(fault ? { fault } : {}) });
+  workers.push(w);
+  return w;
 }
 
 describe('a worker killed in the middle of execute', () => {
@@ -46,7 +28,7 @@ describe('a worker killed in the middle of execute', () => {
     };
     // Every phase but execute in-process; execute in a child that pauses before COMMIT.
     await env.startFleet({ 'approval-gate': armingGate }, PHASES.filter((p) => p !== 'execute'));
-    const doomed = await startWorker('execute', { CUTTER_FAULT: 'execute.middle' });
+    const doomed = await startWorker(['execute'], 'execute.middle');
     const before = await env.corpus();
 
     // The stand-in gate runs when this short window ends (nothing promotes it).
@@ -54,11 +36,10 @@ describe('a worker killed in the middle of execute', () => {
     await doomed.paused;
     // The apply happened inside the open transaction; nothing is visible outside it.
     expect(await env.corpus()).toEqual(before);
-    doomed.child.kill('SIGKILL');
-    await waitFor('the killed worker to exit', () => (doomed.child.exitCode !== null || doomed.child.signalCode !== null ? true : undefined));
+    await doomed.kill();
     expect(await env.corpus()).toEqual(before);
 
-    await startWorker('execute');
+    await startWorker(['execute']);
     const view = await env.waitForEnd(runId, 90_000);
     expect(view.status, JSON.stringify(view.error)).toBe('succeeded');
     expect(view.verdict).toBe('PASS');
