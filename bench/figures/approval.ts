@@ -1,9 +1,11 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { FlowProducer, Queue, Worker, type Job } from 'bullmq';
 import express from 'express';
 import type { Redis } from 'ioredis';
@@ -91,20 +93,18 @@ async function untilDelayed(queue: Queue, id: string): Promise<void> {
   throw new Error(`job ${id} never became delayed`);
 }
 
-/** Runs `count` requests, `concurrency` at a time; returns requests per second. */
-async function throughput(count: number, concurrency: number, send: () => Promise<number>, expectStatus: number): Promise<number> {
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        next += 1;
-        const status = await send();
-        if (status !== expectStatus) throw new Error(`expected ${expectStatus}, got ${status}`);
-      }
-    }),
-  );
-  return count / ((performance.now() - start) / 1000);
+/** Runs `count` POSTs of body, `concurrency` at a time, from a client process of its own; returns requests per second. */
+async function throughput(url: string, body: string, count: number, concurrency: number, expectStatus: number): Promise<number> {
+  const script = fileURLToPath(new URL('../support/load.js', import.meta.url));
+  const child = spawn(process.execPath, [script, url, String(count), String(concurrency), String(expectStatus)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stdin.end(body);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0) throw new Error(`load generator failed (${String(code)}): ${err}`);
+  return (JSON.parse(out) as { perS: number }).perS;
 }
 
 interface Harness {
@@ -216,7 +216,7 @@ async function measureCutter(h: Harness, runs: number, log: (line: string) => vo
     await insertPausedRun(h.pool, runId, plan);
     const doc = serialiseApprovalDocument(buildDocument({ gate: 'SG_1', runId, target: 'icx-work', planSha256: plan, maxUnits: 1, transitions: ['draft->enacted'] }, { ttlS: 3600 }));
     const forged = JSON.stringify({ ...signDocument(doc, other), key_id: key.keyId });
-    const refusedPerS = await throughput(runs * 40, 16, () => post(`${board.url}/runs/${runId}/approvals`, forged), 403);
+    const refusedPerS = await throughput(`${board.url}/runs/${runId}/approvals`, forged, runs * 40, 16, 403);
     return { ms, refusedPerS };
   } finally {
     await flows.close();
@@ -271,7 +271,7 @@ async function measureFloor(h: Harness, runs: number, body: string): Promise<{ m
       if ((await post(`${base}/floor/${id}`, body)) !== 201) throw new Error('floor refused');
       ms.push((await became) - t0);
     }
-    const refusedPerS = await throughput(runs * 40, 16, () => post(`${base}/refuse`, body), 403);
+    const refusedPerS = await throughput(`${base}/refuse`, body, runs * 40, 16, 403);
     return { ms, refusedPerS };
   } finally {
     await flows.close();
@@ -317,9 +317,11 @@ export const approvalBench: Bench = {
           value: `${cutter.refusedPerS.toFixed(0)} req/s`,
           floor: `${floor.refusedPerS.toFixed(0)} req/s (bare express: parse JSON, answer 403)`,
           ratio: floor.refusedPerS / cutter.refusedPerS,
-          goal: 'reported',
-          met: null,
-          notes: 'The rate limit (60/min per address by default) is raised for this measurement; in service it answers 429 long before these rates.',
+          goal: '≥ 1,000/s',
+          met: cutter.refusedPerS >= 1000,
+          notes:
+            '16 concurrent loopback clients in a process of their own (so they do not share the server\'s event loop), on the same 2 cores as the server. ' +
+            'The rate limit (60/min per address by default) is raised for this measurement; in service it answers 429 long before these rates.',
         },
       ];
     } finally {

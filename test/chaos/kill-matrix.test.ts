@@ -1,0 +1,162 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../shared/config.js';
+import { localSovereign } from '../../shared/demo/sovereign.js';
+import { FAULT_MOMENTS, type FaultPoint } from '../../shared/faults.js';
+import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
+import { waitFor } from '../support/poll.js';
+import { createRunEnv, type RunEnv } from '../support/run-env.js';
+import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { CHAOS_FULL, recordOutcome, runEffect, violation, type RunEffect } from './support/outcomes.js';
+
+/**
+ * SIGKILL of a worker in every phase of a live run at three points (before
+ * the phase's side effect, in the middle, after it but before the job
+ * completes). A second worker, started after the kill, must pick the stalled
+ * job up within STALL_BOUND_MS (lock 5 s + stall check 2 s, WORKER_LOCKS),
+ * and the run must end succeeded with the plan applied exactly once, or
+ * failed closed with nothing applied.
+ */
+const STALL_BOUND_MS = 15_000;
+
+// `npm test` kills at the three points where a wrong answer would hurt most;
+// `npm run test:chaos` kills at every point of every phase, twice.
+const FAST_POINTS: FaultPoint[] = ['approval-gate.middle', 'execute.middle', 'execute.after'];
+const ALL_POINTS: FaultPoint[] = PHASES.flatMap((p) => FAULT_MOMENTS.map((m) => `${p}.${m}` as const));
+const POINTS = CHAOS_FULL ? ALL_POINTS : FAST_POINTS;
+const REPEATS = CHAOS_FULL ? 2 : 1;
+
+interface Trial {
+  effect: RunEffect;
+  violation: string | null;
+  pickupMs: number;
+}
+
+/** Whether the killed phase was picked up again: its attempt count grew, or the run moved past it. */
+async function pickedUp(env: RunEnv, runId: string, phase: Phase): Promise<true | undefined> {
+  const { rows } = await env.db.pool.query<{ attempts: number; state: string; status: string }>(
+    `SELECT p.attempts, p.state, r.status FROM cutter_governance.run_phase p
+       JOIN cutter_governance.run r ON r.run_id = p.run_id
+      WHERE p.run_id = $1 AND p.phase = $2`,
+    [runId, phase],
+  );
+  const row = rows[0];
+  return row && (row.attempts > 1 || row.state !== 'active' || ['succeeded', 'failed', 'expired'].includes(row.status)) ? true : undefined;
+}
+
+/**
+ * One live run on a database of its own: worker A (every phase) stops at
+ * `point`, is SIGKILLed there, and worker B (no fault) carries the run on.
+ * The sovereign approves whenever the run waits at SG_1, through the real
+ * submit path.
+ */
+async function killTrial(point: FaultPoint, extraEnv: Record<string, string> = {}): Promise<Trial> {
+  const env = await createRunEnv('killmx');
+  const workers: WorkerProcess[] = [];
+  try {
+    const sovereign = localSovereign(join(env.dir, 'sovereign'));
+    const workerEnv = { ...env.env, SOVEREIGN_KEYS: sovereign.keysDir, ...extraEnv };
+    const cfg = parseConfig(workerEnv);
+    const phase = point.slice(0, point.lastIndexOf('.')) as Phase;
+
+    const doomed = await startWorkerProcess(workerEnv, { fault: point });
+    workers.push(doomed);
+    const before = await env.corpus();
+    const runId = await env.enqueue('live');
+
+    // Approves once, whenever the run reaches the gate (before or after the kill).
+    let approving: Promise<void> | undefined;
+    let approveError: Error | undefined;
+    const approveWhenPaused = async (): Promise<void> => {
+      if (approving) return;
+      const { rows } = await env.db.pool.query<{ status: string }>('SELECT status FROM cutter_governance.run WHERE run_id = $1', [runId]);
+      if (rows[0]?.status !== 'awaiting_approval') return;
+      approving = sovereign.approve({ cfg, pool: env.db.pool, redis: env.redis }, runId).catch((err: unknown) => {
+        approveError = err instanceof Error ? err : new Error(`approval failed: ${JSON.stringify(err)}`);
+      });
+    };
+
+    await waitFor(`worker A to stop at ${point}`, async () => {
+      await approveWhenPaused();
+      return Promise.race([doomed.paused, Promise.resolve(undefined)]);
+    }, { deadlineMs: 60_000 });
+    await doomed.kill();
+    const killedAt = Date.now();
+
+    workers.push(await startWorkerProcess(workerEnv));
+    await waitFor(`another worker to pick ${phase} up`, () => pickedUp(env, runId, phase), { deadlineMs: STALL_BOUND_MS, stepMs: 100 });
+    const pickupMs = Date.now() - killedAt;
+
+    await waitFor(`run ${runId} to end`, async () => {
+      await approveWhenPaused();
+      const { rows } = await env.db.pool.query<{ status: string }>('SELECT status FROM cutter_governance.run WHERE run_id = $1', [runId]);
+      return ['succeeded', 'failed', 'expired'].includes(rows[0]?.status ?? '') ? true : undefined;
+    }, { deadlineMs: 90_000, stepMs: 100 });
+    await approving;
+    if (approveError) throw approveError;
+    const effect = await runEffect(env.db.pool, runId, before);
+    return { effect, violation: violation(effect, 'live'), pickupMs };
+  } finally {
+    for (const w of workers) await w.kill();
+    await env.close();
+  }
+}
+
+function summarise(results: Trial[]): { ended: number; doubles: number; partials: number; split: string; maxPickup: number } {
+  const by = (s: string, a: RunEffect['applied']) => results.filter((r) => r.effect.status === s && r.effect.applied === a).length;
+  return {
+    ended: results.filter((r) => ['succeeded', 'failed', 'expired'].includes(r.effect.status)).length,
+    doubles: results.filter((r) => r.effect.applied === 'double' || r.effect.reapplyAttempts > 0).length,
+    partials: results.filter((r) => r.effect.applied === 'partial').length,
+    split: `succeeded+applied once ${by('succeeded', 'once')}, failed+nothing applied ${by('failed', 'none')}`,
+    maxPickup: Math.max(...results.map((r) => r.pickupMs)),
+  };
+}
+
+describe('SIGKILL of a worker in every phase', () => {
+  for (const point of POINTS) {
+    it(`at ${point}: the run ends applied exactly once or failed closed, and another worker picks the job up within ${STALL_BOUND_MS / 1000} s`, async () => {
+      const results: Trial[] = [];
+      for (let i = 0; i < REPEATS; i += 1) results.push(await killTrial(point));
+      const s = summarise(results);
+      recordOutcome({
+        group: 'worker SIGKILL (live runs)',
+        fault: `SIGKILL at ${point}`,
+        tries: results.length,
+        runsEnded: s.ended,
+        doubleApplications: s.doubles,
+        partialApplications: s.partials,
+        lostRuns: results.length - s.ended,
+        forgeriesAccepted: 0,
+        notes: `${s.split}; picked up again after ≤ ${(s.maxPickup / 1000).toFixed(1)} s`,
+      });
+      expect(results.map((r) => r.violation)).toEqual(results.map(() => null));
+      // A kill after the commit must not turn into a failed run: the ledger makes the re-delivery a no-op.
+      if (point === 'execute.after') expect(results.map((r) => r.effect.status)).toEqual(results.map(() => 'succeeded'));
+    }, 200_000 * REPEATS);
+  }
+});
+
+describe('the negative control: execute ledger disabled (CUTTER_TEST_DISABLE_LEDGER, test only)', () => {
+  it('the kill matrix detects the second application a re-delivered execute attempts after its commit', async () => {
+    const results: Trial[] = [];
+    for (let i = 0; i < REPEATS; i += 1) results.push(await killTrial('execute.after', { CUTTER_TEST_DISABLE_LEDGER: 'true' }));
+    const s = summarise(results);
+    recordOutcome({
+      group: 'negative control (ledger disabled)',
+      fault: 'SIGKILL at execute.after, CUTTER_TEST_DISABLE_LEDGER=true',
+      tries: results.length,
+      runsEnded: s.ended,
+      doubleApplications: s.doubles,
+      partialApplications: s.partials,
+      lostRuns: results.length - s.ended,
+      forgeriesAccepted: 0,
+      notes: `detected: ${results.map((r) => r.violation ?? 'nothing').join('; ')}`,
+    });
+    // Every trial is caught: the suite fails when the ledger does not protect execute.
+    for (const r of results) {
+      expect(r.violation).toMatch(/tried to apply again/);
+      expect(r.effect.reapplyAttempts).toBeGreaterThan(0);
+    }
+  }, 200_000 * REPEATS);
+});
