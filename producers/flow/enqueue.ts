@@ -3,13 +3,14 @@ import { resolve } from 'node:path';
 import { FlowProducer } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { appendAudit } from '../../shared/audit/append.js';
+import { isPgError } from '../../shared/db/migrate.js';
 import { withTransaction, type Pool } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
 import { fileSha256 } from '../../shared/file-hash.js';
 import type { RunMode } from '../../shared/jobs/catalog.js';
 import { failRun, getRunByIdempotencyKey, insertRun, newRunId } from '../../shared/runs/store.js';
 import { acquireCorpusLock, releaseCorpusLock } from '../../shared/targets/lock.js';
-import { getTarget } from '../../shared/targets/registry.js';
+import { getTarget, type TargetRecord } from '../../shared/targets/registry.js';
 import { buildRunFlow } from './tree.js';
 
 export interface EnqueueRequest {
@@ -55,26 +56,19 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
   }
   const snapshotSha256 = await fileSha256(snapshotPath);
   const runId = newRunId();
-  await withTransaction(deps.pool, async (client) => {
-    await insertRun(client, {
-      runId,
-      target: target.name,
-      corpus: target.corpus,
-      mode: req.mode,
-      operator: req.operator,
-      snapshotPath,
-      snapshotSha256,
-      idempotencyKey: req.idempotencyKey ?? null,
-      approvalWindowS: req.approvalWindowS,
-    });
-    await acquireCorpusLock(client, { corpus: target.corpus, runId });
-    await appendAudit(client, {
-      actor: req.operator,
-      kind: 'run.enqueued',
-      runId,
-      detail: { target: target.name, mode: req.mode, snapshot_sha256: snapshotSha256 },
-    });
-  });
+  try {
+    await insertRunAndLock(deps.pool, { ...req, runId, target, snapshotPath, snapshotSha256 });
+  } catch (err) {
+    // A retry racing the original with the same key: the check above saw no
+    // run yet, and the key's UNIQUE index made this insert wait for the
+    // original's commit and then fail. It is the same request, so the caller
+    // gets the original run, as it would a moment later.
+    if (req.idempotencyKey && isPgError(err, '23505')) {
+      const original = await getRunByIdempotencyKey(deps.pool, req.idempotencyKey);
+      if (original) return { runId: original.run_id, created: false };
+    }
+    throw err;
+  }
   const producer = new FlowProducer({ connection: deps.redis, prefix: deps.prefix });
   try {
     await producer.add(buildRunFlow({ runId, mode: req.mode, approvalWindowMs: req.approvalWindowS * 1000, prefix: deps.prefix }));
@@ -86,4 +80,35 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
     await producer.close();
   }
   return { runId, created: true };
+}
+
+/**
+ * The run row, the corpus lock (C4) and the audit event in one transaction:
+ * a refused lock leaves no run behind.
+ */
+async function insertRunAndLock(
+  pool: Pool,
+  args: Omit<EnqueueRequest, 'target'> & { runId: string; target: TargetRecord; snapshotSha256: string },
+): Promise<void> {
+  const { runId, target } = args;
+  await withTransaction(pool, async (client) => {
+    await insertRun(client, {
+      runId,
+      target: target.name,
+      corpus: target.corpus,
+      mode: args.mode,
+      operator: args.operator,
+      snapshotPath: args.snapshotPath,
+      snapshotSha256: args.snapshotSha256,
+      idempotencyKey: args.idempotencyKey ?? null,
+      approvalWindowS: args.approvalWindowS,
+    });
+    await acquireCorpusLock(client, { corpus: target.corpus, runId });
+    await appendAudit(client, {
+      actor: args.operator,
+      kind: 'run.enqueued',
+      runId,
+      detail: { target: target.name, mode: args.mode, snapshot_sha256: args.snapshotSha256 },
+    });
+  });
 }

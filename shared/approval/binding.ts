@@ -10,6 +10,17 @@ export interface GateRun extends RunBinding {
   windowEndsAt: Date | null;
 }
 
+/**
+ * When a run's approval window ends, as SQL over `cutter_governance.run r`:
+ * cutplan's finish + the window, null before the plan exists. One
+ * definition, in the database's clock, for the gate, the views and the
+ * submit's last check (store.ts), so "received before the end" means the
+ * same thing to each of them.
+ */
+export const WINDOW_ENDS_AT_SQL = `(SELECT p.finished_at + make_interval(secs => r.approval_window_s)
+     FROM cutter_governance.run_phase p
+    WHERE p.run_id = r.run_id AND p.phase = 'cutplan' AND p.state = 'completed')`;
+
 /** Reads the run, its frozen plan hash and scope from Postgres; null when no such run. */
 export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise<GateRun | null> {
   // The scope comes from execute's own planScope, so the allowance is checked against one definition.
@@ -22,11 +33,10 @@ export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise
       mode: 'dry' | 'live';
       approval_window_s: number;
       plan_sha256: string | null;
-      armed_at: Date | null;
+      window_ends_at: Date | null;
     }>(
       `SELECT r.run_id, r.target, r.status, r.operator, r.mode, r.approval_window_s, c.plan_sha256,
-              (SELECT p.finished_at FROM cutter_governance.run_phase p
-                WHERE p.run_id = r.run_id AND p.phase = 'cutplan' AND p.state = 'completed') AS armed_at
+              ${WINDOW_ENDS_AT_SQL} AS window_ends_at
          FROM cutter_governance.run r
          LEFT JOIN cutter_governance.cut_change_set c ON c.run_id = r.run_id
         WHERE r.run_id = $1`,
@@ -45,6 +55,6 @@ export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise
     approvalWindowS: row.approval_window_s,
     planSha256: row.plan_sha256,
     scope: row.plan_sha256 === null ? null : scope,
-    windowEndsAt: row.armed_at ? new Date(row.armed_at.getTime() + row.approval_window_s * 1000) : null,
+    windowEndsAt: row.window_ends_at,
   };
 }

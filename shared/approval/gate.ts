@@ -37,6 +37,11 @@ export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpe
   const run = await loadGateRun(deps.pool, runId);
   if (!run?.windowEndsAt) throw new CutterError('GATE_NOT_ARMED', `run ${runId} reached the gate without a plan`);
   const windowEndsAt = run.windowEndsAt;
+  // No approval can still be on its way in: this phase's start set the run
+  // running under the row lock that storeDecision takes and checks, so every
+  // approval not refused has committed before this read, received (in the
+  // database's clock) before the window's end. The filter keeps it that way
+  // for rows written any other way.
   const rows = (await listDecisions(deps.pool, runId, 'unconsumed')).filter((r) => r.received_utc <= windowEndsAt);
   const tally = tallyDecisions(rows, { keys: deps.keys, run, now: deps.now, stage: 'gate', quorum: deps.quorum });
   if (tally.complete) return consume(deps, runId, tally);

@@ -1,6 +1,7 @@
 import { appendAudit } from '../audit/append.js';
 import { isPgError } from '../db/migrate.js';
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
+import { WINDOW_ENDS_AT_SQL } from './binding.js';
 import { formatUtc } from './document.js';
 import { refusal } from './refusals.js';
 import type { ValidApproval } from './validate.js';
@@ -65,10 +66,25 @@ export async function storeDecision(pool: Pool, approval: ValidApproval): Promis
  * the UNIQUE constraints are what make them hold under any concurrency.
  */
 async function lockRunAndRefuseReuse(client: PoolClient, { doc, key }: ValidApproval): Promise<void> {
-  const { rows } = await client.query<{ status: string }>('SELECT status FROM cutter_governance.run WHERE run_id = $1 FOR UPDATE', [doc.runId]);
+  // The window is checked here, under the lock and in the database's clock,
+  // because received_utc is this transaction's now() and the gate counts only
+  // approvals received before the window's end. The caller's earlier check
+  // (its own clock, before a round trip or two) can pass a few ms before the
+  // end while this transaction starts after it: the approval would be stored
+  // and answered 201, and the gate would then ignore it and expire the run.
+  const { rows } = await client.query<{ status: string; window_ends_at: Date | null; window_over: boolean }>(
+    `SELECT r.status, w.ends_at AS window_ends_at, coalesce(w.ends_at <= now(), false) AS window_over
+       FROM cutter_governance.run r, LATERAL (SELECT ${WINDOW_ENDS_AT_SQL} AS ends_at) w
+      WHERE r.run_id = $1
+        FOR UPDATE OF r`,
+    [doc.runId],
+  );
   const status = rows[0]?.status;
   if (status !== 'awaiting_approval') {
     throw refusal('APPROVAL_RUN_NOT_AWAITING', `run ${doc.runId} is ${status ?? 'gone'}, not awaiting_approval`);
+  }
+  if (rows[0]?.window_over) {
+    throw refusal('APPROVAL_RUN_NOT_AWAITING', `the approval window of run ${doc.runId} ended at ${rows[0].window_ends_at?.toISOString() ?? '?'}`);
   }
   const used = await client.query<{ run_id: string; same_nonce: boolean }>(
     `SELECT run_id, nonce = $1 AS same_nonce FROM cutter_governance.review_decision

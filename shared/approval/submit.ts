@@ -49,6 +49,7 @@ export async function submitApproval(deps: ApprovalDeps, runId: string, body: un
   const run = await loadGateRun(deps.pool, runId);
   if (!run) throw refusal('RUN_UNKNOWN', `no run ${runId}`);
   const valid = checkBinding(signed, { run, now, stage: 'submit' });
+  // The early answer; storeDecision decides it again under the run's lock, in the database's clock.
   if (run.windowEndsAt && now >= run.windowEndsAt) {
     throw refusal('APPROVAL_RUN_NOT_AWAITING', `the approval window of run ${runId} ended at ${run.windowEndsAt.toISOString()}`);
   }
