@@ -4,13 +4,21 @@ import { CutterError, coerceError, errorCode } from '../shared/errors.js';
 import { faultPoint } from '../shared/faults.js';
 import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
 import { buildReport } from '../shared/runs/report.js';
-import { withTransaction } from '../shared/db/pool.js';
-import { completePhase, disarmSwitchForRun, failRun, finishRun, getRun, phaseProgress, saveReport, startPhase } from '../shared/runs/store.js';
+import { isPostgresUnavailable, waitForPostgres, withTransaction } from '../shared/db/pool.js';
+import type { Logger } from '../shared/logger.js';
+import { completePhase, disarmSwitchForRun, failRun, finishRun, getRun, phaseProgress, saveReport, startPhase, type RunRow } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
 import type { PhaseDeps, PhaseProcessor } from './context.js';
 
 const ENDED = new Set(['succeeded', 'failed', 'expired']);
+
+/**
+ * How long a failed attempt waits for an unreachable Postgres before it gives
+ * the attempt up. Bounded so a worker's shutdown (which waits for its active
+ * jobs) is never held for ever by a server that does not come back.
+ */
+export const POSTGRES_OUTAGE_WAIT_MS = 60_000;
 
 /**
  * Wraps a phase processor with what every phase needs: parse the job, find
@@ -25,7 +33,14 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
       throw new UnrecoverableError(`JOB_DATA_INVALID: ${phase} job ${job.id ?? '?'} has malformed data`);
     }
     const { runId } = parsed.data;
-    const run = await getRun(deps.pool, runId);
+    const log = deps.log.child({ run_id: runId, phase, attempt: job.attemptsMade + 1 });
+    let run: RunRow | null;
+    try {
+      run = await getRun(deps.pool, runId);
+    } catch (thrown) {
+      // Postgres unreachable before the phase began: an attempt spent like any other.
+      return settleFailure(deps, job, phase, runId, log, thrown);
+    }
     if (!run) {
       await appendAudit(deps.pool, { actor: 'worker', kind: `${phase}.refused`, detail: { reason: 'unknown run', run_id: runId, job_id: job.id ?? null } });
       throw new UnrecoverableError(`RUN_UNKNOWN: no run ${runId} in Postgres; ${phase} did nothing`);
@@ -34,11 +49,10 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
       // A late re-delivery of a run that already ended: nothing to do.
       return { skipped: `run already ${run.status}` };
     }
-    const log = deps.log.child({ run_id: runId, phase, attempt: job.attemptsMade + 1 });
-    await startPhase(deps.pool, runId, phase);
-    log.info('phase started');
     const started = Date.now();
     try {
+      await startPhase(deps.pool, runId, phase);
+      log.info('phase started');
       await faultPoint(deps.cfg, `${phase}.before`);
       const summary = await processor(
         {
@@ -58,17 +72,39 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
       log.info({ ms: Date.now() - started, summary }, 'phase completed');
       return summary;
     } catch (thrown) {
-      if (thrown instanceof DelayedError) throw thrown;
-      const err = coerceError(thrown);
-      const unrecoverable = err instanceof UnrecoverableError || (err instanceof CutterError && err.unrecoverable);
-      const attempts = job.opts.attempts ?? PHASE_POLICY[phase].attempts;
-      const final = unrecoverable || job.attemptsMade + 1 >= attempts;
-      log.error({ err, code: errorCode(err), final }, 'phase failed');
-      if (final) await failClosed(deps, runId, phase, err);
-      if (err instanceof CutterError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
-      throw err;
+      return settleFailure(deps, job, phase, runId, log, thrown);
     }
   };
+}
+
+/**
+ * A failed attempt: on the last one the run fails closed; the error goes back
+ * to BullMQ as retryable exactly when this was not the last one.
+ */
+async function settleFailure(deps: PhaseDeps, job: Job, phase: Phase, runId: string, log: Logger, thrown: unknown): Promise<never> {
+  if (thrown instanceof DelayedError) throw thrown;
+  const err = coerceError(thrown);
+  const unrecoverable = err instanceof UnrecoverableError || (err instanceof CutterError && err.unrecoverable);
+  const attempts = job.opts.attempts ?? PHASE_POLICY[phase].attempts;
+  const final = unrecoverable || job.attemptsMade + 1 >= attempts;
+  log.error({ err, code: errorCode(err), final }, 'phase failed');
+  if (final || isPostgresUnavailable(err)) {
+    // A Postgres restart or outage: the attempt ends only once Postgres answers
+    // again, so the next attempt does not meet the same outage and the last
+    // one can still write the failure. Without this an outage longer than the
+    // backoffs spent every attempt, and the run stayed "running" for ever with
+    // its corpus locked (and, in execute, its kill switch on). One query when
+    // Postgres is up.
+    const reachable = await waitForPostgres(deps.pool, POSTGRES_OUTAGE_WAIT_MS);
+    if (!reachable) log.error({ waited_ms: POSTGRES_OUTAGE_WAIT_MS, final }, 'postgres still unreachable; giving up this attempt');
+  }
+  if (final) await failClosed(deps, runId, phase, err);
+  // Only an unrecoverable error may stop BullMQ's retries: a retryable
+  // CutterError (DB_UNREACHABLE, PG_DUMP_FAILED, C4_CORPUS_LOCKED …) that was
+  // turned into UnrecoverableError here ended the job after its first attempt
+  // while the run, judged not final above, was never failed: a lost run.
+  if (err instanceof CutterError && err.unrecoverable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+  throw err;
 }
 
 /** The run fails closed: status names the phase, the corpus lock is released, the report says why. */
