@@ -24,6 +24,7 @@ export interface ScanSink {
 }
 
 const NL = 0x0a;
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 const isBlank = (b: number) => b === 0x20 || b === 0x0a || b === 0x09 || b === 0x0d;
 
 /** JSON array states. */
@@ -45,6 +46,8 @@ export class SnapshotScanner {
   private line = 1;
   private stopped = false;
   private bomChecked = false;
+  /** The first bytes while they could still be a split BOM. */
+  private head: Buffer = Buffer.alloc(0);
   // The record being assembled across chunks.
   private parts: Buffer[] = [];
   private partBytes = 0;
@@ -64,10 +67,21 @@ export class SnapshotScanner {
     this.bytes += input.length;
     if (this.stopped) return;
     let chunk = input;
-    if (!this.bomChecked && chunk.length > 0) {
+    if (!this.bomChecked) {
+      // A BOM split over chunks (a pipe may deliver 1 byte) is held until it can be told apart.
+      chunk = this.head.length > 0 ? Buffer.concat([this.head, input]) : input;
+      if (chunk.length < BOM.length && BOM.subarray(0, chunk.length).equals(chunk)) {
+        this.head = chunk;
+        return;
+      }
+      this.head = Buffer.alloc(0);
       this.bomChecked = true;
-      if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
+      if (chunk.subarray(0, BOM.length).equals(BOM)) chunk = chunk.subarray(BOM.length);
     }
+    this.scan(chunk);
+  }
+
+  private scan(chunk: Buffer): void {
     if (this.format === null && !this.detect(chunk)) return;
     if (this.format === 'ndjson') this.pushLines(chunk);
     else this.pushArray(chunk);
@@ -76,6 +90,12 @@ export class SnapshotScanner {
   /** The file has ended. */
   end(): void {
     if (this.stopped) return;
+    if (!this.bomChecked) {
+      // The file was only the start of a BOM: those bytes are content after all.
+      this.bomChecked = true;
+      if (this.head.length > 0) this.scan(this.head);
+      if (this.stopped) return;
+    }
     if (this.format === null) {
       const message =
         this.bytes === 0
@@ -103,12 +123,19 @@ export class SnapshotScanner {
     }
     if (i === chunk.length) {
       this.line += lines;
+      // The open line's leading blanks are kept (as a record's bytes, so within its limit): the
+      // first record's text, and the offsets its messages give, must not depend on chunking.
+      const nl = chunk.lastIndexOf(NL);
+      if (nl >= 0) this.dropParts();
+      this.collect(chunk.subarray(nl + 1));
       return false;
     }
     const b = chunk[i] ?? 0;
     if (b === 0x7b) this.format = 'ndjson';
-    else if (b === 0x5b) this.format = 'json-array';
-    else {
+    else if (b === 0x5b) {
+      this.format = 'json-array';
+      this.dropParts(); // blanks before the [ belong to no element
+    } else {
       const shown = b < 0x80 ? JSON.stringify(String.fromCharCode(b)) : `byte 0x${b.toString(16)}`;
       this.problem(this.line + lines, undefined, `not a snapshot: expected NDJSON (a {…} record on each line) or a JSON array ([…]), but the file starts with ${shown}`);
       this.stopped = true;
@@ -131,6 +158,12 @@ export class SnapshotScanner {
       return;
     }
     if (buf.length > 0) this.parts.push(buf);
+  }
+
+  private dropParts(): void {
+    this.parts = [];
+    this.partBytes = 0;
+    this.oversize = false;
   }
 
   private takeParts(): Buffer {

@@ -22,7 +22,8 @@ export function freePort(): Promise<number> {
 export interface PrivateRedis {
   url: string;
   port: number;
-  pid: () => number;
+  /** The running server's pid, or undefined (never -1: kill(-1) as root signals every process). */
+  pid: () => number | undefined;
   /** SIGKILL, as a crash would. */
   kill: () => Promise<void>;
   /** Start again on the same port and directory (the AOF, if any, is replayed). */
@@ -65,7 +66,7 @@ export async function startPrivateRedis(options: { appendOnly: boolean }): Promi
   return {
     url,
     port,
-    pid: () => child?.pid ?? -1,
+    pid: () => (child && child.exitCode === null && child.signalCode === null ? child.pid : undefined),
     kill: () => exited('SIGKILL'),
     restart: launch,
     stop: async () => {
