@@ -4,6 +4,7 @@ import { createPool } from '../shared/db/pool.js';
 import { PHASES, WORKER_LOCKS, type Phase } from '../shared/jobs/catalog.js';
 import type { Logger } from '../shared/logger.js';
 import { createRedis } from '../shared/redis.js';
+import { startReconciler, type Reconciler } from '../shared/runs/reconcile.js';
 import type { PhaseDeps, PhaseProcessor } from './context.js';
 import { phaseRunner } from './phase-runner.js';
 import { PROCESSORS } from './processors.js';
@@ -11,6 +12,8 @@ import { PROCESSORS } from './processors.js';
 export interface Fleet {
   phases: Phase[];
   deps: PhaseDeps;
+  /** Fails runs whose jobs Redis lost (see shared/runs/reconcile.ts). */
+  reconciler: Reconciler;
   /** Waits for running jobs to finish, then closes every connection. */
   close: () => Promise<void>;
 }
@@ -22,6 +25,8 @@ export interface FleetOptions {
   /** Replaces processors (tests inject faults this way). */
   processors?: Partial<Record<Phase, PhaseProcessor>>;
   concurrency?: number;
+  /** Reconciler timing (tests shorten it); defaults in shared/runs/reconcile.ts. */
+  reconcile?: { intervalMs?: number; enqueueGraceMs?: number };
 }
 
 /**
@@ -31,11 +36,19 @@ export interface FleetOptions {
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const { cfg, log } = options;
   const phases = options.phases ?? [...PHASES];
-  const pool = createPool(cfg.DATABASE_URL, { max: 10, applicationName: 'cutter-worker' });
+  const pool = createPool(cfg.DATABASE_URL, {
+    max: 10,
+    applicationName: 'cutter-worker',
+    // The worker lives on: the job whose connection dropped fails and is retried (or fails its run closed).
+    onConnectionError: (err) => log.warn({ err }, 'postgres connection lost'),
+  });
   const redis = createRedis(cfg.REDIS_URL, 'worker');
   const queues = Object.fromEntries(
     PHASES.map((p) => [p, new Queue(p, { connection: redis, prefix: cfg.CUTTER_QUEUE_PREFIX })]),
   ) as Record<Phase, Queue>;
+  // The reconciler asks these queues every few seconds: during a Redis outage
+  // their connection errors are logged here instead of BullMQ's console.error.
+  for (const [phase, queue] of Object.entries(queues)) queue.on('error', (err) => log.warn({ err, phase }, 'queue connection error'));
   const deps: PhaseDeps = { pool, cfg, log, redis, queues };
   const connections = phases.map(() => createRedis(cfg.REDIS_URL, 'worker'));
   const workers = phases.map((phase, i) => {
@@ -50,14 +63,25 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     return worker;
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  // Every fleet reconciles, so a flow lost with Redis is found without an
+  // operator having to remember a command; passes of several fleets settle
+  // each run once (the decision is taken under the run's row lock).
+  const reconciler = startReconciler(
+    { pool, queues, prefix: cfg.CUTTER_QUEUE_PREFIX, log: log.child({ component: 'reconciler' }), ...(options.reconcile?.enqueueGraceMs === undefined ? {} : { enqueueGraceMs: options.reconcile.enqueueGraceMs }) },
+    options.reconcile?.intervalMs,
+  );
   log.info({ phases, prefix: cfg.CUTTER_QUEUE_PREFIX }, 'workers ready');
   return {
     phases,
     deps,
+    reconciler,
     close: async () => {
+      // Stop the loop first; a pass waiting on an absent Redis ends when its connection is closed below.
+      const reconciling = reconciler.stop();
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all(Object.values(queues).map((q) => q.close()));
       for (const c of [...connections, redis]) c.disconnect();
+      await reconciling;
       await pool.end();
     },
   };
