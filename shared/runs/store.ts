@@ -170,7 +170,7 @@ export async function failRun(
   return Boolean(result.rowCount);
 }
 
-/** Ends the run with its verdict. */
+/** Ends the run with its verdict (only while it has not ended: a run the reconciler failed stays failed). */
 export async function finishRun(db: Db, args: { runId: string; verdict: 'PASS' | 'FAIL' }): Promise<void> {
   await db.query(
     `UPDATE cutter_governance.run
@@ -178,7 +178,7 @@ export async function finishRun(db: Db, args: { runId: string; verdict: 'PASS' |
             failed_phase = CASE WHEN $2 = 'PASS' THEN NULL ELSE 'verify' END,
             error_code = CASE WHEN $2 = 'PASS' THEN NULL ELSE 'VERIFY_FAILED' END,
             verdict = $2, finished_at = now(), updated_at = now()
-      WHERE run_id = $1`,
+      WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')`,
     [args.runId, args.verdict],
   );
 }
