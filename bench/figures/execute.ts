@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { config, parseConfig } from '../../shared/config.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool, ident, splitDatabaseUrl, type Pool } from '../../shared/db/pool.js';
-import { findPostconditionFailures, lockAndFindDrift } from '../../shared/execute/apply.js';
+import { planScope } from '../../shared/execute/authority.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { createRedis } from '../../shared/redis.js';
@@ -99,19 +99,20 @@ interface SizeResult {
 }
 
 /**
- * The profile behind the gap: execute's passes that the floor does not make,
- * re-timed after the run in a transaction that is rolled back (same data
- * size; the drift pass now finds every unit changed, which costs the same scan).
+ * The profile behind the gap: execute's passes over the plan that the floor
+ * does not make, re-timed after the run in a transaction that is rolled back
+ * (same data size). The precondition and postcondition checks are no longer
+ * passes of their own (they ride in the apply statement), so only the plan
+ * re-hash and the scope count are left to time.
  */
 async function profileChecks(pool: Pool, runId: string): Promise<Record<string, number>> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     const hash = await timed(() => recomputePlanSha256(client, runId));
-    const lock = await timed(() => lockAndFindDrift(client, runId, BENCH_CORPUS));
-    const post = await timed(() => findPostconditionFailures(client, runId, BENCH_CORPUS));
+    const scope = await timed(() => planScope(client, runId));
     await client.query('ROLLBACK');
-    return { 'plan re-hash': hash.seconds, 'row lock + drift check': lock.seconds, 'postcondition check': post.seconds };
+    return { 'plan re-hash': hash.seconds, 'plan scope count': scope.seconds };
   } finally {
     client.release();
   }
@@ -228,16 +229,19 @@ export const executeBench: Bench = {
         goal: '≤ 1.3×',
         met: ratio <= 1.3,
         notes:
-          `execute = run_phase duration of a real live run approved with SG_1 + EXEC through the submit path; it also re-hashes the ` +
-          `${fmt(r.plan)} stored items (plan hash), re-verifies the consumed approvals, locks the planned rows, checks drift before and every ` +
-          `postcondition after, writes the ledger and audit row. ` +
+          `execute = run_phase duration of a real live run approved with SG_1 + EXEC through the submit path; besides the floor's writes it ` +
+          `re-hashes the ${fmt(r.plan)} stored items (plan hash, built and hashed inside PostgreSQL), counts the plan's scope, re-verifies the ` +
+          `consumed approvals, checks every unit's precondition under its row lock and proves every postcondition, writes the ledger and audit row. ` +
+          `The checks ride in the one apply statement: each UPDATE's WHERE is the item's precondition (PostgreSQL re-checks it on the newest ` +
+          `row version after a lock wait), a create is ON CONFLICT DO NOTHING, and the statement's row counts against the plan's item count ` +
+          `(keys being unique) prove every item landed, so there is no lock pass, drift join or postcondition join of their own (at 100k they ` +
+          `cost 0.55 s and 1.04 s, plus 0.83 s for a re-hash streamed through Node, in the 2026-11-24 run). ` +
           `Gap (${(r.execute - r.floor).toFixed(2)} s): the passes over the plan the floor does not make, re-timed after the run — ${checks} ` +
           `(${extra.toFixed(2)} s together). The rest (${Math.max(0, r.execute - r.floor - extra).toFixed(2)} s) is the fixed re-reads of authority ` +
-          `(run, change set, target, approval re-verification, audit append, ledger) and the same four writes running slower than the floor's: ` +
-          `a per-statement profile (pg query timings, 100k plan, an earlier run on this machine) put execute's writes at 3.86 s vs the floor's 3.45 s — its log INSERT ` +
-          `sorts by key and its joins go through cut_change_item by run id — and the machine is shared, so single runs vary by ±30%. ` +
-          `Each is a full join of the ${fmt(r.plan)} items with the corpus, needed for exactly-once safety (lock before checking, ` +
-          `check every pre- and postcondition, refuse a tampered plan). Other phases of that run: ${other}.`,
+          `(run, change set, target, approval re-verification, audit append, ledger) and the apply statement's own extra work (the precondition ` +
+          `join with unit_version, speculative inserts for creates): a backend CPU-time profile on this machine (same plan shapes, medians ` +
+          `of 3–9 rounds in rolled-back transactions, four sets) put the apply statement at 1.0–1.17× the floor's four statements for 100k ` +
+          `and 1.1× for 10k. The machine is shared, so single runs vary by ±30%. Other phases of that run: ${other}.`,
       };
     });
   },

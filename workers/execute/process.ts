@@ -2,7 +2,7 @@ import { appendAudit } from '../../shared/audit/append.js';
 import type { PoolClient } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
 import { faultPoint } from '../../shared/faults.js';
-import { applyPlan, findPostconditionFailures, lockAndFindDrift, type ApplyCounts } from '../../shared/execute/apply.js';
+import { applyPlan, type ApplyCounts } from '../../shared/execute/apply.js';
 import { loadExecutionAuthority } from '../../shared/execute/authority.js';
 import { withExecRole } from '../../shared/grants/exec-role.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
@@ -97,15 +97,9 @@ async function applyUnderExecRole(
       throw new CutterError('KILL_SWITCH_OFF', `the kill switch is off for run ${runId}: an EXEC grant for this run is needed; nothing was applied`);
     }
   }
-  const drifted = await lockAndFindDrift(client, runId, corpus);
-  if (drifted.length) {
-    throw new CutterError('EXECUTE_DRIFT', `the corpus changed since the plan was made; drifted keys: ${drifted.join(', ')}; nothing was applied`);
-  }
-  const counts = await applyPlan(client, runId, corpus, actor);
-  const failures = await findPostconditionFailures(client, runId, corpus);
-  if (failures.length) {
-    throw new CutterError('EXECUTE_POSTCONDITION', `postconditions failed for ${failures.join(', ')}; nothing was applied`);
-  }
+  // Preconditions checked under the row locks, the apply, and the proof of every postcondition, in one
+  // statement; it throws EXECUTE_DRIFT or EXECUTE_POSTCONDITION and the caller rolls back (shared/execute/apply.ts).
+  const counts = await applyPlan(client, { runId, corpus, actor, unitCount: args.unitCount });
   await client.query(
     'INSERT INTO cutter_governance.execution_ledger (run_id, plan_sha256, unit_count) VALUES ($1, $2, $3)',
     [runId, args.planSha256, args.unitCount],
