@@ -36,7 +36,10 @@ export const processPrecheck: PhaseProcessor = async ({ run }, deps) => {
     if (workers.length === 0) unserved.push(phase);
   }
   if (unserved.length) {
-    throw new CutterError('PRECHECK_NO_WORKERS', `no worker serves the queue(s) ${unserved.join(', ')}: start cutter worker --phases ${unserved.join(',')}`);
+    // Retried (PHASE_POLICY): workers reconnecting after a Redis restart register again within a second or two.
+    throw new CutterError('PRECHECK_NO_WORKERS', `no worker serves the queue(s) ${unserved.join(', ')}: start cutter worker --phases ${unserved.join(',')}`, {
+      unrecoverable: false,
+    });
   }
 
   const selftest = await runSelftest(backupSpecFromConfig(deps.cfg));
