@@ -13,8 +13,9 @@ import { disarmSwitchForRun, failRun, saveReport } from './store.js';
  * work. Redis without persistence loses whole flows silently on a crash
  * (FIELD-NOTES), and then Postgres says "running" for ever while no job will
  * ever move the run again, and its corpus stays locked. This compares the runs
- * Postgres has in flight with their jobs in Redis and fails the ones whose
- * flow is gone closed, exactly as a failed phase would be.
+ * Postgres has in flight with their jobs in Redis and fails closed, exactly as
+ * a failed phase would, the ones whose flow is gone or whose job failed for
+ * good without the run's failure being recorded.
  *
  * Assumption: one database is served under one queue prefix (the run row does
  * not record its prefix). A fleet pointed at another prefix or another Redis
@@ -60,6 +61,8 @@ export interface LostRun {
   phase: string | null;
   /** The phase jobs that were not in Redis in any state. */
   missing: Phase[];
+  /** The phase jobs Redis holds as failed for good while Postgres still had the run in flight. */
+  failed: Phase[];
   /** True when the execution ledger proves the plan was applied. */
   applied: boolean;
 }
@@ -98,12 +101,15 @@ export function neededPhases(run: { mode: RunMode; phase: string | null; phase_s
 }
 
 /**
- * The needed phase jobs that are in no state at all in Redis. A Redis error
- * throws: an unreachable Redis is no evidence of a lost flow.
+ * The needed phase jobs that are in no state at all in Redis (missing), and
+ * those Redis holds as failed for good (failed: the last attempt threw, but
+ * could not record the run's failure, e.g. Postgres was unreachable then; a
+ * phase records it before its job fails). Either way no job will move the run
+ * again. A Redis error throws: an unreachable Redis is no evidence of a lost flow.
  */
-export async function missingJobs(queues: Record<Phase, Queue>, runId: string, phases: Phase[]): Promise<Phase[]> {
+export async function strandedJobs(queues: Record<Phase, Queue>, runId: string, phases: Phase[]): Promise<{ missing: Phase[]; failed: Phase[] }> {
   const states = await Promise.all(phases.map((p) => queues[p].getJobState(jobId(runId, p))));
-  return phases.filter((_, i) => states[i] === 'unknown');
+  return { missing: phases.filter((_, i) => states[i] === 'unknown'), failed: phases.filter((_, i) => states[i] === 'failed') };
 }
 
 /**
@@ -117,8 +123,8 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<LostRun[]> {
   const { rows } = await deps.pool.query<InFlightRun>(IN_FLIGHT, [grace]);
   const lost: LostRun[] = [];
   for (const run of rows) {
-    const missing = await missingJobs(deps.queues, run.run_id, neededPhases(run));
-    if (!missing.length) continue; // its jobs exist: never touched
+    const stranded = await strandedJobs(deps.queues, run.run_id, neededPhases(run));
+    if (!stranded.missing.length && !stranded.failed.length) continue; // its jobs exist and can still run: never touched
     // One run's trouble (a lock timeout) must not keep the others from being looked at.
     const ended = await failLostRun(deps, run.run_id).catch((err: unknown) => {
       deps.log.warn({ err, run_id: run.run_id }, 'could not settle a run that looks lost; trying again on the next pass');
@@ -127,10 +133,10 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<LostRun[]> {
     if (!ended) continue;
     lost.push(ended);
     deps.log.error(
-      { run_id: ended.runId, code: ended.code, status: ended.status, phase: ended.phase, missing_jobs: ended.missing, applied: ended.applied },
+      { run_id: ended.runId, code: ended.code, status: ended.status, phase: ended.phase, missing_jobs: ended.missing, failed_jobs: ended.failed, applied: ended.applied },
       ended.applied
-        ? 'run lost after its plan was applied: its jobs are gone from Redis, verification never ran; failed closed'
-        : 'run lost: its jobs are gone from Redis; failed closed, nothing applied',
+        ? 'run lost after its plan was applied: no job in Redis will move it again, verification never ran; failed closed'
+        : 'run lost: no job in Redis will move it again; failed closed, nothing applied',
     );
   }
   return lost;
@@ -161,9 +167,12 @@ async function failLostRun(deps: ReconcileDeps, runId: string): Promise<LostRun 
     if (!run) return null;
     // The re-check: what was missing a moment ago must still be missing now.
     const needed = neededPhases(run);
-    const missing = await withTimeout(missingJobs(deps.queues, runId, needed), RECHECK_TIMEOUT_MS);
-    if (!missing.length) return null;
-    const gone = `the run's jobs are gone from Redis (no ${missing.join(', ')} job under prefix ${deps.prefix}: Redis lost them, e.g. restarted without persistence)`;
+    const { missing, failed } = await withTimeout(strandedJobs(deps.queues, runId, needed), RECHECK_TIMEOUT_MS);
+    if (!missing.length && !failed.length) return null;
+    const gone = [
+      missing.length ? `the run's jobs are gone from Redis (no ${missing.join(', ')} job under prefix ${deps.prefix}: Redis lost them, e.g. restarted without persistence)` : '',
+      failed.length ? `its ${failed.join(', ')} job failed for good in the queue while Postgres still had the run ${run.status} (its last attempt could not record the failure, e.g. Postgres was unreachable then)` : '',
+    ].filter(Boolean).join('; and ');
     const ledger = await tx.query<{ plan_sha256: string; unit_count: number; applied_at: Date }>(
       'SELECT plan_sha256, unit_count, applied_at FROM cutter_governance.execution_ledger WHERE run_id = $1',
       [runId],
@@ -200,8 +209,8 @@ async function failLostRun(deps: ReconcileDeps, runId: string): Promise<LostRun 
     await releaseCorpusLock(tx, runId);
     await discardStagedSnapshot(tx, runId);
     await disarmSwitchForRun(tx, runId, 'reconciler:run-lost');
-    await appendAudit(tx, { actor: 'reconciler', kind: 'run.lost', runId, detail: { code, status: run.status, phase: run.phase, missing_jobs: missing, applied: Boolean(applied) } });
-    return { runId, code, status: run.status, phase: run.phase, missing, applied: Boolean(applied) };
+    await appendAudit(tx, { actor: 'reconciler', kind: 'run.lost', runId, detail: { code, status: run.status, phase: run.phase, missing_jobs: missing, failed_jobs: failed, applied: Boolean(applied) } });
+    return { runId, code, status: run.status, phase: run.phase, missing, failed, applied: Boolean(applied) };
   });
 }
 

@@ -1,8 +1,9 @@
-import { Queue } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CutterError } from '../../shared/errors.js';
 import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
+import { createRedis } from '../../shared/redis.js';
 import { reconcileOnce, RUN_LOST, RUN_LOST_AFTER_APPLY, type ReconcileDeps } from '../../shared/runs/reconcile.js';
 import { insertRun } from '../../shared/runs/store.js';
 import type { PhaseProcessor } from '../../workers/context.js';
@@ -109,7 +110,7 @@ describe('the reconciler', () => {
     await armSwitch(env, runId);
     await loseAllJobs();
     const lost = await reconcileOnce(deps(30_000));
-    expect(lost).toEqual([{ runId, code: RUN_LOST, status: 'awaiting_approval', phase: 'cutplan', missing: ['approval-gate', 'backup', 'execute', 'verify'], applied: false }]);
+    expect(lost).toEqual([{ runId, code: RUN_LOST, status: 'awaiting_approval', phase: 'cutplan', missing: ['approval-gate', 'backup', 'execute', 'verify'], failed: [], applied: false }]);
     const ended = await row(runId);
     expect(ended).toMatchObject({ status: 'failed', error_code: RUN_LOST, failed_phase: 'approval-gate' });
     expect(ended?.error_message).toMatch(/no approval-gate, backup, execute, verify job under prefix .*nothing was applied/);
@@ -158,6 +159,33 @@ describe('the reconciler', () => {
     await fleet?.close();
     fleet = undefined;
     expect((await row(runId))?.error_code).toBe(RUN_LOST_AFTER_APPLY);
+    expect(await lostEvents(runId)).toBe(1);
+  });
+
+  it('fails closed a run whose job failed for good in the queue while Postgres still had it in flight', async () => {
+    await fleet?.close();
+    fleet = undefined;
+    const runId = await env.enqueue('dry');
+    // Stands in for a last attempt that could not record the run's failure
+    // (Postgres unreachable then): the job fails, the run row stays queued.
+    const connection = createRedis(env.cfg.REDIS_URL, 'worker');
+    const doomed = new Worker('precheck', () => Promise.reject(new UnrecoverableError('postgres unreachable')), {
+      connection,
+      prefix: env.cfg.CUTTER_QUEUE_PREFIX,
+    });
+    try {
+      await waitFor('the precheck job to fail', async () => ((await queues.precheck.getJobState(`${runId}.precheck`)) === 'failed' ? true : undefined));
+    } finally {
+      await doomed.close();
+      connection.disconnect();
+    }
+    expect((await row(runId))?.status).toBe('queued');
+    const lost = await reconcileOnce(deps(0));
+    expect(lost).toEqual([expect.objectContaining({ runId, code: RUN_LOST, applied: false, failed: ['precheck'] })]);
+    const ended = await row(runId);
+    expect(ended).toMatchObject({ status: 'failed', error_code: RUN_LOST, failed_phase: 'precheck' });
+    expect(ended?.error_message).toMatch(/its precheck job failed for good in the queue while Postgres still had the run queued/);
+    expect((await env.db.pool.query('SELECT 1 FROM cutter_governance.corpus_lock')).rowCount).toBe(0);
     expect(await lostEvents(runId)).toBe(1);
   });
 });
