@@ -9,7 +9,7 @@ import { keyIdOf, loadTrustedKeys, type TrustedKeys } from '../../shared/approva
 import { isRefusal } from '../../shared/approval/refusals.js';
 import { validateSovereignApproval, type RunBinding } from '../../shared/approval/validate.js';
 import { CutterError } from '../../shared/errors.js';
-import { documentText, envelopeOf, fieldsFor, makeKey, utc, writeTrustedKeys, type DocFields, type Envelope } from '../support/sovereign.js';
+import { documentText, envelopeOf, FIXED_NOW, FIXED_RUN, fieldsFor, makeKey, utc, writeTrustedKeys, type DocFields, type Envelope } from '../support/sovereign.js';
 import { recordOutcome, trials } from './support/outcomes.js';
 
 /**
@@ -29,15 +29,8 @@ const bob = makeKey('bob');
 const operatorKey = makeKey('tester'); // trusted, but named like the run's operator: no self-approval
 const mallory = makeKey('mallory'); // not trusted
 const TRUSTED = [alice, bob, operatorKey];
-const now = new Date('2026-11-24T10:00:00Z');
-const run: RunBinding = {
-  runId: 'run-20261124-095000-aaaaaa',
-  target: 'icx-work',
-  status: 'awaiting_approval',
-  operator: 'tester',
-  planSha256: 'cd'.repeat(32),
-  scope: { unitCount: 55, transitions: ['draft->enacted', 'new->draft', 'revise'] },
-};
+const now = FIXED_NOW;
+const run: RunBinding = { ...FIXED_RUN, scope: { ...FIXED_RUN.scope, transitions: [...FIXED_RUN.scope.transitions] } };
 const signable = { runId: run.runId, target: run.target, planSha256: run.planSha256 ?? '' };
 const at = (ms: number) => utc(new Date(now.getTime() + ms));
 const H = 3600_000;

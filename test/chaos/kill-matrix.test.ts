@@ -7,7 +7,7 @@ import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
 import { waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
-import { CHAOS_FULL, recordOutcome, runEffect, violation, type RunEffect } from './support/outcomes.js';
+import { CHAOS_FULL, recordRunTrials, runEffect, violation, type RunEffect } from './support/outcomes.js';
 
 /**
  * SIGKILL of a worker in every phase of a live run at three points (before
@@ -119,15 +119,11 @@ describe('SIGKILL of a worker in every phase', () => {
       const results: Trial[] = [];
       for (let i = 0; i < REPEATS; i += 1) results.push(await killTrial(point));
       const s = summarise(results);
-      recordOutcome({
+      recordRunTrials({
         group: 'worker SIGKILL (live runs)',
         fault: `SIGKILL at ${point}`,
         tries: results.length,
-        runsEnded: s.ended,
-        doubleApplications: s.doubles,
-        partialApplications: s.partials,
-        lostRuns: results.length - s.ended,
-        forgeriesAccepted: 0,
+        ...s,
         notes: `${s.split}; picked up again after ≤ ${(s.maxPickup / 1000).toFixed(1)} s`,
       });
       expect(results.map((r) => r.violation)).toEqual(results.map(() => null));
@@ -142,15 +138,11 @@ describe('the negative control: execute ledger disabled (CUTTER_TEST_DISABLE_LED
     const results: Trial[] = [];
     for (let i = 0; i < REPEATS; i += 1) results.push(await killTrial('execute.after', { CUTTER_TEST_DISABLE_LEDGER: 'true' }));
     const s = summarise(results);
-    recordOutcome({
+    recordRunTrials({
       group: 'negative control (ledger disabled)',
       fault: 'SIGKILL at execute.after, CUTTER_TEST_DISABLE_LEDGER=true',
       tries: results.length,
-      runsEnded: s.ended,
-      doubleApplications: s.doubles,
-      partialApplications: s.partials,
-      lostRuns: results.length - s.ended,
-      forgeriesAccepted: 0,
+      ...s,
       notes: `detected: ${results.map((r) => r.violation ?? 'nothing').join('; ')}`,
     });
     // Every trial is caught: the suite fails when the ledger does not protect execute.

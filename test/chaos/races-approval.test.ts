@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +5,7 @@ import { loadGateRun } from '../../shared/approval/binding.js';
 import { loadTrustedKeys } from '../../shared/approval/keys.js';
 import { submitApproval, type ApprovalDeps, type SubmitAnswer } from '../../shared/approval/submit.js';
 import { errorCode } from '../../shared/errors.js';
-import { waitFor } from '../support/poll.js';
+import { untilClock, waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 import { approvalFor, enactingSnapshot, waitForGate } from '../support/sovereign.js';
 import { CHAOS_FULL, recordOutcome, runEffect, violation, type RunEffect } from './support/outcomes.js';
@@ -118,8 +117,7 @@ async function trial(lane: (typeof lanes)[number], plan: TrialPlan, index: numbe
   // (the window's end, from cutplan's finish in Postgres), so the delay is
   // computed from it. A negative delay (a slow machine) submits at once and
   // the actual offset is what is recorded.
-  const aim = windowEndsAt.getTime() + plan.offsetMs - Date.now();
-  if (aim > 0) await sleep(aim);
+  await untilClock(windowEndsAt.getTime() + plan.offsetMs);
   const actualOffsetMs = Date.now() - windowEndsAt.getTime();
   const gates = plan.timing === 'both' ? (['SG_1', 'EXEC'] as const) : (['EXEC'] as const);
   answers.push(...(await Promise.all(gates.map((g) => submit(deps, run, env, g)))));

@@ -6,7 +6,7 @@ import { CutterError, exitCodeFor } from '../../shared/errors.js';
 import { processPrecheck } from '../../workers/precheck/process.js';
 import { runCli, type CliResult } from '../support/cli.js';
 import { createRunEnv, DEMO_SNAPSHOT, type RunEnv } from '../support/run-env.js';
-import { recordOutcome, runEffect, trials, violation, type CorpusFingerprint } from './support/outcomes.js';
+import { recordRunTrials, runEffect, trials, violation, type CorpusFingerprint } from './support/outcomes.js';
 
 /**
  * Issue 10, race 1: operators enqueue conflicting runs on one corpus at the
@@ -160,15 +160,11 @@ describe('races: conflicting enqueues on one corpus (C4)', () => {
       expect(newRuns(before, await leftovers())).toEqual([winner]);
       ended += 1;
     }
-    recordOutcome({
+    recordRunTrials({
       group: 'races',
       fault: 'two `cutter run` processes enqueue on one corpus at once',
       tries: CLI_TRIALS,
-      runsEnded: ended,
-      doubleApplications: 0,
-      partialApplications: 0,
-      lostRuns: CLI_TRIALS - ended,
-      forgeriesAccepted: 0,
+      ended,
       notes: `one run per trial; ${refused} of ${CLI_TRIALS} second enqueues refused with C4_CORPUS_LOCKED (exit 1), none left a run row, job or lock`,
     });
   }, 60_000 + CLI_TRIALS * 30_000);
@@ -226,15 +222,11 @@ describe('races: conflicting enqueues on one corpus (C4)', () => {
     } finally {
       await Promise.all(pools.map((p) => p.end()));
     }
-    recordOutcome({
+    recordRunTrials({
       group: 'races',
       fault: `${MANY_WAYS} enqueues on one corpus at once (free or stale lock)`,
       tries: MANY_TRIALS,
-      runsEnded: ended,
-      doubleApplications: 0,
-      partialApplications: 0,
-      lostRuns: MANY_TRIALS - ended,
-      forgeriesAccepted: 0,
+      ended,
       notes: `one run per trial (${staleTakeovers} over a stale lock); ${refused} of ${MANY_TRIALS * (MANY_WAYS - 1)} others refused with C4_CORPUS_LOCKED, none left a run row, job or lock`,
     });
   }, 60_000 + MANY_TRIALS * 30_000);
@@ -273,15 +265,11 @@ describe('races: conflicting enqueues on one corpus (C4)', () => {
     } finally {
       await Promise.all(pools.map((p) => p.end()));
     }
-    recordOutcome({
+    recordRunTrials({
       group: 'races',
       fault: `${MANY_WAYS} enqueues with one idempotency key at once`,
       tries: MANY_TRIALS,
-      runsEnded: ended,
-      doubleApplications: 0,
-      partialApplications: 0,
-      lostRuns: MANY_TRIALS - ended,
-      forgeriesAccepted: 0,
+      ended,
       notes: `one run per trial; every one of the ${MANY_WAYS} callers got its run id back (created once)`,
     });
   }, 60_000 + MANY_TRIALS * 30_000);

@@ -4,6 +4,15 @@ export function pollStep(ms: number): Promise<void> {
 }
 
 /**
+ * Polls the clock until it reaches `atMs` (epoch ms), in steps of a few ms,
+ * for a test that must act at a known moment (e.g. just before a deadline
+ * recorded in Postgres). Returns at once when the moment has passed.
+ */
+export async function untilClock(atMs: number): Promise<void> {
+  while (Date.now() < atMs) await pollStep(Math.min(5, atMs - Date.now()));
+}
+
+/**
  * Polls `check` until it returns a value other than undefined, or fails the
  * test when the deadline passes. Never a fixed sleep.
  */

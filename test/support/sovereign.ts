@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Pool } from '../../shared/db/pool.js';
+import type { RunBinding } from '../../shared/approval/validate.js';
 import { waitFor } from './poll.js';
 
 /**
@@ -62,6 +63,17 @@ export interface DocFields {
 }
 
 /** 2026-11-24T02:15:00Z */
+/** A run awaiting approval, fixed in time, for the validator's unit and fuzz tests. */
+export const FIXED_NOW = new Date('2026-11-24T10:00:00Z');
+export const FIXED_RUN = {
+  runId: 'run-20261124-095000-aaaaaa',
+  target: 'icx-work',
+  status: 'awaiting_approval',
+  operator: 'tester',
+  planSha256: 'cd'.repeat(32),
+  scope: { unitCount: 55, transitions: ['draft->enacted', 'new->draft', 'revise'] },
+} as const satisfies RunBinding;
+
 export function utc(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }

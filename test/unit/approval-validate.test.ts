@@ -3,7 +3,7 @@ import type { TrustedKeys } from '../../shared/approval/keys.js';
 import { APPROVAL_REFUSAL_STATUS, httpStatusFor } from '../../shared/approval/refusals.js';
 import { validateSovereignApproval, type RunBinding, type ValidationStage } from '../../shared/approval/validate.js';
 import { errorCode } from '../../shared/errors.js';
-import { documentText, envelopeOf, fieldsFor, makeKey, utc, type DocFields, type Envelope } from '../support/sovereign.js';
+import { documentText, envelopeOf, FIXED_NOW, FIXED_RUN, fieldsFor, makeKey, utc, type DocFields, type Envelope } from '../support/sovereign.js';
 import { createPublicKey } from 'node:crypto';
 
 const alice = makeKey('alice');
@@ -16,15 +16,8 @@ const keys: TrustedKeys = {
     [alice, bob, operatorKey].map((k) => [k.keyId, { keyId: k.keyId, name: k.name, publicKey: createPublicKey(k.privateKey), file: `/keys/${k.name}.pem` }]),
   ),
 };
-const now = new Date('2026-11-24T10:00:00Z');
-const run: RunBinding = {
-  runId: 'run-20261124-095000-aaaaaa',
-  target: 'icx-work',
-  status: 'awaiting_approval',
-  operator: 'tester',
-  planSha256: 'cd'.repeat(32),
-  scope: { unitCount: 55, transitions: ['draft->enacted', 'new->draft', 'revise'] },
-};
+const now = FIXED_NOW;
+const run: RunBinding = { ...FIXED_RUN, scope: { ...FIXED_RUN.scope, transitions: [...FIXED_RUN.scope.transitions] } };
 const signable = { runId: run.runId, target: run.target, planSha256: run.planSha256 ?? '' };
 
 function fields(gate: 'SG_1' | 'EXEC', over: Partial<DocFields> = {}): DocFields {

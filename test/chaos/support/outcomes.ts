@@ -37,6 +37,21 @@ export function recordOutcome(outcome: Outcome): void {
   if (file) appendFileSync(file, `${JSON.stringify(outcome)}\n`);
 }
 
+/** A class of run trials: runs not ended count as lost; run faults forge nothing. */
+export function recordRunTrials(o: { group: string; fault: string; tries: number; ended: number; doubles?: number; partials?: number; notes: string }): void {
+  recordOutcome({
+    group: o.group,
+    fault: o.fault,
+    tries: o.tries,
+    runsEnded: o.ended,
+    doubleApplications: o.doubles ?? 0,
+    partialApplications: o.partials ?? 0,
+    lostRuns: o.tries - o.ended,
+    forgeriesAccepted: 0,
+    notes: o.notes,
+  });
+}
+
 export type CorpusFingerprint = Awaited<ReturnType<typeof fingerprintCorpus>>;
 
 /** What a run left in the corpus, judged from Postgres alone. */
