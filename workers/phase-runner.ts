@@ -6,12 +6,10 @@ import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.j
 import { buildReport } from '../shared/runs/report.js';
 import { isPostgresUnavailable, waitForPostgres, withTransaction } from '../shared/db/pool.js';
 import type { Logger } from '../shared/logger.js';
-import { completePhase, disarmSwitchForRun, failRun, finishRun, getRun, phaseProgress, saveReport, startPhase, type RunRow } from '../shared/runs/store.js';
+import { claimPhase, completePhase, disarmSwitchForRun, failRun, finishRun, phaseProgress, saveReport } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
 import type { PhaseDeps, PhaseProcessor } from './context.js';
-
-const ENDED = new Set(['succeeded', 'failed', 'expired']);
 
 /**
  * How long a failed attempt waits for an unreachable Postgres before it gives
@@ -34,24 +32,24 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
     }
     const { runId } = parsed.data;
     const log = deps.log.child({ run_id: runId, phase, attempt: job.attemptsMade + 1 });
-    let run: RunRow | null;
+    let claimed: Awaited<ReturnType<typeof claimPhase>>;
     try {
-      run = await getRun(deps.pool, runId);
+      claimed = await claimPhase(deps.pool, runId, phase);
     } catch (thrown) {
       // Postgres unreachable before the phase began: an attempt spent like any other.
       return settleFailure(deps, job, phase, runId, log, thrown);
     }
-    if (!run) {
+    if (!claimed) {
       await appendAudit(deps.pool, { actor: 'worker', kind: `${phase}.refused`, detail: { reason: 'unknown run', run_id: runId, job_id: job.id ?? null } });
       throw new UnrecoverableError(`RUN_UNKNOWN: no run ${runId} in Postgres; ${phase} did nothing`);
     }
-    if (ENDED.has(run.status)) {
+    const { run } = claimed;
+    if (!claimed.started) {
       // A late re-delivery of a run that already ended: nothing to do.
       return { skipped: `run already ${run.status}` };
     }
     const started = Date.now();
     try {
-      await startPhase(deps.pool, runId, phase);
       log.info('phase started');
       await faultPoint(deps.cfg, `${phase}.before`);
       const summary = await processor(

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { config } from '../../shared/config.js';
 import { migrate } from '../../shared/db/migrate.js';
-import { createPool } from '../../shared/db/pool.js';
+import { createPool, type Pool, type PoolClient } from '../../shared/db/pool.js';
+import { PLAN_WORK_MEM } from '../../shared/plan/build.js';
 import { timed, type Bench, type Figure } from '../harness.js';
 import { dropScratch, scratchUrl } from './seed.js';
 import { BENCH_CORPUS, seedBenchCorpus, writeBenchSnapshot } from './snapshot-data.js';
@@ -14,6 +15,17 @@ import { BENCH_CORPUS, seedBenchCorpus, writeBenchSnapshot } from './snapshot-da
 const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./snapshot-plan-child.js', import.meta.url));
 const RSS_BUDGET_MIB = 256;
+/** Runs fn on one connection with work_mem set for it, as buildPlan does for its diff. */
+async function withWorkMem<T>(pool: Pool, workMem: string, fn: (db: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query(`SELECT set_config('work_mem', $1, false)`, [workMem]);
+    return await fn(client);
+  } finally {
+    await client.query('RESET work_mem').catch(() => undefined);
+    client.release();
+  }
+}
 
 interface ChildResult {
   seconds: number;
@@ -62,6 +74,7 @@ export const snapshotPlanBench: Bench = {
       const pool = createPool(url, { max: 2 });
       let expected: number;
       let dbFloor: number;
+      let diffFloor: number;
       try {
         const setup = await timed(async () => {
           await seedBenchCorpus(pool, n);
@@ -84,6 +97,20 @@ export const snapshotPlanBench: Bench = {
         const full = await child(['full', file, url, runId, 'bench']);
         log(`stage ${full.stage_seconds?.toFixed(1)} s, plan ${full.plan_seconds?.toFixed(1)} s, ${full.unit_count} items (expected ${expected})`);
         if (full.unit_count !== expected) throw new Error(`the plan has ${full.unit_count} items, the data says ${expected}`);
+        // The database's own floor for the plan's diff: the join alone, counted server-side, nothing written.
+        diffFloor = (
+          await timed(() =>
+            withWorkMem(pool, PLAN_WORK_MEM, (db) =>
+              db.query(
+                `SELECT count(*) FROM cutter_governance.snapshot_record s
+                   LEFT JOIN public.information_unit u ON u.corpus = $2 AND u.key = s.key
+                   LEFT JOIN public.unit_version v ON v.unit_id = u.id AND v.version = u.current_version
+                  WHERE s.run_id = $1 AND (u.id IS NULL OR u.state <> s.state OR v.body_sha256 IS DISTINCT FROM s.body_sha256)`,
+                [runId, BENCH_CORPUS],
+              ),
+            ),
+          )
+        ).seconds;
         // The database's own floor for staging: the same rows copied server-side, no parsing, no network.
         dbFloor = (
           await timed(() =>
@@ -94,7 +121,7 @@ export const snapshotPlanBench: Bench = {
             ),
           )
         ).seconds;
-        return figures(n, floor, parse, full, dbFloor);
+        return figures(n, floor, parse, full, { stage: dbFloor, diff: diffFloor });
       } finally {
         await pool.end();
       }
@@ -105,7 +132,7 @@ export const snapshotPlanBench: Bench = {
   },
 };
 
-function figures(n: number, floor: ChildResult, parse: ChildResult, full: ChildResult, dbFloor: number): Figure[] {
+function figures(n: number, floor: ChildResult, parse: ChildResult, full: ChildResult, db: { stage: number; diff: number }): Figure[] {
   const count = n.toLocaleString('en-US');
   const floorText = `${floor.seconds.toFixed(2)} s, ${rate(n, floor.seconds)} (readline + JSON.parse)`;
   const stage = full.stage_seconds ?? 0;
@@ -136,9 +163,13 @@ function figures(n: number, floor: ChildResult, parse: ChildResult, full: ChildR
       goal: 'throughput ≥ 0.5× floor (ratio ≤ 2)',
       met: full.seconds / floor.seconds <= 2,
       notes:
-        `stage = validate + a second read streamed into one COPY; its database floor, the same rows INSERT … SELECTed server-side ` +
-        `into snapshot_record (no parsing, no network), took ${dbFloor.toFixed(1)} s: PostgreSQL's per-row foreign-key and CHECK work on ` +
-        'snapshot_record and cut_change_item, not the parser, sets this figure',
+        `stage = one read of the file, every record checked while it streams into one COPY (then ANALYZE for the plan's join); ` +
+        `plan = the diff and the items' insert in one statement, then the plan hash. The gap is PostgreSQL's per-row work, measured ` +
+        `server-side in the same run with no parsing and no network: appending the same rows to snapshot_record (INSERT … SELECT) ` +
+        `${db.stage.toFixed(1)} s, and the diff's join alone (count only, nothing written) ${db.diff.toFixed(1)} s, which together are ` +
+        `${((db.stage + db.diff) / floor.seconds).toFixed(1)}× the floor before a byte is parsed. On this 2-core machine the parse ` +
+        `(one core) overlaps only the append; the join of ${count} staged rows with ${count} units and their current versions, ` +
+        'and the items insert (its CHECKs, primary key and foreign key per item), follow it.',
     },
   ];
 }

@@ -34,7 +34,8 @@ export interface GateOpened {
 
 /** Opens the gate (consuming the approvals) or throws APPROVAL_EXPIRED / GATE_BYPASSED. */
 export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpened> {
-  const run = await loadGateRun(deps.pool, runId);
+  // Both reads at once: the run and its approvals are read after this phase's start (below).
+  const [run, unconsumed] = await Promise.all([loadGateRun(deps.pool, runId), listDecisions(deps.pool, runId, 'unconsumed')]);
   if (!run?.windowEndsAt) throw new CutterError('GATE_NOT_ARMED', `run ${runId} reached the gate without a plan`);
   const windowEndsAt = run.windowEndsAt;
   // No approval can still be on its way in: this phase's start set the run
@@ -42,7 +43,7 @@ export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpe
   // approval not refused has committed before this read, received (in the
   // database's clock) before the window's end. The filter keeps it that way
   // for rows written any other way.
-  const rows = (await listDecisions(deps.pool, runId, 'unconsumed')).filter((r) => r.received_utc <= windowEndsAt);
+  const rows = unconsumed.filter((r) => r.received_utc <= windowEndsAt);
   const tally = tallyDecisions(rows, { keys: deps.keys, run, now: deps.now, stage: 'gate', quorum: deps.quorum });
   if (tally.complete) return consume(deps, runId, tally);
   // A redelivery of a gate that already opened finds its approvals consumed: not a bypass.

@@ -63,13 +63,34 @@ function readTrustedKeys(source: string | undefined): TrustedKeys {
   return { source, byId };
 }
 
+/**
+ * Parsed keys by file, reused while the file's text is byte for byte the
+ * same: the gate reads SOVEREIGN_KEYS on every wake, and turning each PEM
+ * into a key object and its key id again cost most of a millisecond of the
+ * approval's path. The file is still read every time, so a key removed or
+ * replaced stops counting at the next read (a stamp such as size and mtime
+ * would not do: every Ed25519 PEM has the same size, and mtimes can be coarse).
+ */
+const parsed = new Map<string, { text: string; keys: TrustedKey[] }>();
+
 function keysInFile(file: string): TrustedKey[] {
-  let text: string;
+  const text = readKeyFile(file);
+  const cached = parsed.get(file);
+  if (cached?.text === text) return cached.keys;
+  const keys = parseKeyFile(file, text);
+  parsed.set(file, { text, keys });
+  return keys;
+}
+
+function readKeyFile(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw invalid(`cannot read ${file}: ${(err as Error).message}`);
   }
+}
+
+function parseKeyFile(file: string, text: string): TrustedKey[] {
   const blocks = [...text.matchAll(PEM_BLOCK)];
   if (blocks.some((b) => (b[1] ?? '').includes('PRIVATE'))) {
     // Never load it: the private key belongs offline with the sovereign.

@@ -55,7 +55,7 @@ export async function storeDecision(pool: Pool, approval: ValidApproval): Promis
     });
   } catch (err) {
     // A concurrent twin that got past the checks below still hits the constraints.
-    if (isPgError(err, '23505')) throw refusalForConstraint(err, approval);
+    if (isPgError(err, '23505')) throw await refusalForConstraint(pool, err, approval);
     throw err;
   }
 }
@@ -72,27 +72,29 @@ async function lockRunAndRefuseReuse(client: PoolClient, { doc, key }: ValidAppr
   // (its own clock, before a round trip or two) can pass a few ms before the
   // end while this transaction starts after it: the approval would be stored
   // and answered 201, and the gate would then ignore it and expire the run.
-  const { rows } = await client.query<{ status: string; window_ends_at: Date | null; window_over: boolean }>(
-    `SELECT r.status, w.ends_at AS window_ends_at, coalesce(w.ends_at <= now(), false) AS window_over
-       FROM cutter_governance.run r, LATERAL (SELECT ${WINDOW_ENDS_AT_SQL} AS ends_at) w
+  // One round trip: the run locked and checked, and any earlier use of this nonce or of this key for this gate.
+  const { rows } = await client.query<{ status: string; window_ends_at: Date | null; window_over: boolean; used_run_id: string | null; same_nonce: boolean | null }>(
+    `SELECT r.status, w.ends_at AS window_ends_at, coalesce(w.ends_at <= now(), false) AS window_over,
+            u.run_id AS used_run_id, u.same_nonce
+       FROM cutter_governance.run r
+      CROSS JOIN LATERAL (SELECT ${WINDOW_ENDS_AT_SQL} AS ends_at) w
+       LEFT JOIN LATERAL (
+         SELECT d.run_id, d.nonce = $2 AS same_nonce FROM cutter_governance.review_decision d
+          WHERE d.nonce = $2 OR (d.run_id = $1 AND d.gate = $3 AND d.key_id = $4)
+          ORDER BY (d.nonce = $2) DESC LIMIT 1) u ON true
       WHERE r.run_id = $1
         FOR UPDATE OF r`,
-    [doc.runId],
+    [doc.runId, doc.nonce, doc.gate, key.keyId],
   );
-  const status = rows[0]?.status;
+  const row = rows[0];
+  const status = row?.status;
   if (status !== 'awaiting_approval') {
     throw refusal('APPROVAL_RUN_NOT_AWAITING', `run ${doc.runId} is ${status ?? 'gone'}, not awaiting_approval`);
   }
-  if (rows[0]?.window_over) {
-    throw refusal('APPROVAL_RUN_NOT_AWAITING', `the approval window of run ${doc.runId} ended at ${rows[0].window_ends_at?.toISOString() ?? '?'}`);
+  if (row?.window_over) {
+    throw refusal('APPROVAL_RUN_NOT_AWAITING', `the approval window of run ${doc.runId} ended at ${row.window_ends_at?.toISOString() ?? '?'}`);
   }
-  const used = await client.query<{ run_id: string; same_nonce: boolean }>(
-    `SELECT run_id, nonce = $1 AS same_nonce FROM cutter_governance.review_decision
-      WHERE nonce = $1 OR (run_id = $2 AND gate = $3 AND key_id = $4)
-      ORDER BY (nonce = $1) DESC LIMIT 1`,
-    [doc.nonce, doc.runId, doc.gate, key.keyId],
-  );
-  const hit = used.rows[0];
+  const hit = row?.used_run_id ? { run_id: row.used_run_id, same_nonce: row.same_nonce === true } : undefined;
   if (hit?.same_nonce) {
     throw refusal('APPROVAL_NONCE_REPLAYED', `nonce ${doc.nonce} was already used (run ${hit.run_id}): every approval is single-use`);
   }
@@ -122,9 +124,19 @@ async function refuseBusySwitch(client: PoolClient, runId: string): Promise<void
   }
 }
 
-function refusalForConstraint(err: unknown, { doc, key }: ValidApproval) {
-  const constraint = (err as { constraint?: string }).constraint;
-  if (constraint === 'review_decision_one_per_key') {
+/**
+ * The refusal for a unique violation. A twin that waited for the run's lock
+ * read the earlier decisions before the first one committed, so what it
+ * repeats is read again now: the same nonce is a replay whichever
+ * constraint PostgreSQL happened to check first.
+ */
+async function refusalForConstraint(pool: Pool, err: unknown, { doc, key }: ValidApproval) {
+  const used = await pool
+    .query<{ run_id: string }>('SELECT run_id FROM cutter_governance.review_decision WHERE nonce = $1', [doc.nonce])
+    .catch(() => null);
+  const earlier = used?.rows[0];
+  if (earlier) return refusal('APPROVAL_NONCE_REPLAYED', `nonce ${doc.nonce} was already used (run ${earlier.run_id}): every approval is single-use`);
+  if ((err as { constraint?: string }).constraint === 'review_decision_one_per_key') {
     return refusal('APPROVAL_KEY_ALREADY_USED', `key ${key.keyId} (${key.name}) has already given ${doc.gate} for run ${doc.runId}`);
   }
   return refusal('APPROVAL_NONCE_REPLAYED', `nonce ${doc.nonce} was already used: every approval is single-use`);

@@ -78,7 +78,7 @@ const DIFF_AND_INSERT = `
  * diff spills to 16–32 batches on disk (measured 18.9 s against 12.9 s at
  * 64 MB). Raised for that one statement, then put back.
  */
-const PLAN_WORK_MEM = '64MB';
+export const PLAN_WORK_MEM = '64MB';
 
 interface DiffResult {
   forbidden_total: number;

@@ -102,21 +102,37 @@ export async function getPhases(db: Db, runId: string): Promise<PhaseRow[]> {
   return result.rows;
 }
 
-/** A phase begins (again, on a retry): the run is running and in this phase. */
-export async function startPhase(db: Db, runId: string, phase: Phase): Promise<void> {
-  await db.query(
-    `INSERT INTO cutter_governance.run_phase (run_id, phase, state) VALUES ($1, $2, 'active')
-     ON CONFLICT (run_id, phase) DO UPDATE
-       SET state = 'active', attempts = run_phase.attempts + 1, started_at = now(), finished_at = NULL,
-           error = NULL, error_code = NULL`,
+/**
+ * What a phase's job finds when it starts: the run as it is, and whether the
+ * phase began (the run is in flight: it is now running, in this phase, and
+ * the phase row is active, on a retry with one more attempt). A run that has
+ * ended is returned unchanged with started false; an unknown run is null.
+ * One statement, so one round trip and one commit: the run row's lock (which
+ * the approval store also takes) orders it against a concurrent approval.
+ */
+export async function claimPhase(db: Db, runId: string, phase: Phase): Promise<{ run: RunRow; started: boolean } | null> {
+  const { rows } = await db.query<RunRow & { started: boolean }>(
+    `WITH claimed AS (
+       UPDATE cutter_governance.run
+          SET status = 'running', phase = $2, started_at = coalesce(started_at, now()), updated_at = now()
+        WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')
+       RETURNING *
+     ), phase_row AS (
+       INSERT INTO cutter_governance.run_phase (run_id, phase, state)
+       SELECT run_id, $2, 'active' FROM claimed
+       ON CONFLICT (run_id, phase) DO UPDATE
+         SET state = 'active', attempts = run_phase.attempts + 1, started_at = now(), finished_at = NULL,
+             error = NULL, error_code = NULL
+     )
+     SELECT c.*, true AS started FROM claimed c
+     UNION ALL
+     SELECT r.*, false FROM cutter_governance.run r WHERE r.run_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)`,
     [runId, phase],
   );
-  await db.query(
-    `UPDATE cutter_governance.run
-        SET status = 'running', phase = $2, started_at = coalesce(started_at, now()), updated_at = now()
-      WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')`,
-    [runId, phase],
-  );
+  const row = rows[0];
+  if (!row) return null;
+  const { started, ...run } = row;
+  return { run, started };
 }
 
 /** A phase finished; its small summary is kept for the status view and the report. */

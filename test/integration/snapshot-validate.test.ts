@@ -253,6 +253,25 @@ describe('staging a valid snapshot', () => {
     expect(after.rows).toEqual([{ key: 'W/9' }]);
   });
 
+  it('stages keys that only share a hash with an earlier key, and refuses a key that repeats', async () => {
+    // An index under which every key "collides" with the first: the staging pass suspects every record.
+    const collideAll = () => {
+      let first = -1;
+      return { add: (_key: string, ordinal: number) => (first < 0 ? ((first = ordinal), -1) : first) };
+    };
+    const unique = files.write('collide-unique.ndjson', ndjson([{ key: 'W/1', state: 'draft', body: 'a' }, { key: 'W/2', state: 'draft', body: 'b' }, { key: 'W/3', state: 'enacted', body: 'c' }]));
+    const runId = await newRun();
+    await expect(stageSnapshot(db.pool, { runId, corpus: 'W', path: unique, keyIndex: collideAll() })).resolves.toMatchObject({ records: 3 });
+    expect(await stagedCount(runId)).toBe(3);
+
+    const repeated = files.write('collide-repeat.ndjson', ndjson([{ key: 'W/1', state: 'draft', body: 'a' }, { key: 'W/2', state: 'draft', body: 'b' }, { key: 'W/1', state: 'enacted', body: 'c' }]));
+    const other = await newRun();
+    const err = await stageSnapshot(db.pool, { runId: other, corpus: 'W', path: repeated, keyIndex: collideAll() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SnapshotInvalidError);
+    expect((err as SnapshotInvalidError).message).toMatch(/line 3.*W\/1.*line 1|line 1.*line 3/s);
+    expect(await stagedCount(other)).toBe(0);
+  });
+
   it('a failed validation leaves an earlier staging of the run as it was', async () => {
     const runId = await newRun();
     await stageSnapshot(db.pool, { runId, corpus: 'W', path: files.write('keep.ndjson', ndjson([rec(1), rec(2)])) });

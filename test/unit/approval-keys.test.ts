@@ -48,6 +48,22 @@ describe('trusted sovereign keys (SOVEREIGN_KEYS)', () => {
     expect(keys.byId.get(b.keyId)?.name).toBe('sovereigns#2');
   });
 
+  it('sees a key replaced in place (same name, same size) or removed on the very next read', async () => {
+    const alice = makeKey('alice');
+    const bob = makeKey('bob');
+    const dir = writeTrustedKeys(tempDir(), [alice, bob]);
+    expect([...(await loadTrustedKeys(dir)).byId.keys()].sort()).toEqual([alice.keyId, bob.keyId].sort());
+    // Every Ed25519 public PEM has the same length, so only the content tells the new key from the old.
+    const mallory = makeKey('alice');
+    expect(mallory.publicPem.length).toBe(alice.publicPem.length);
+    writeFileSync(join(dir, 'alice.pem'), mallory.publicPem);
+    const replaced = await loadTrustedKeys(dir);
+    expect(replaced.byId.has(alice.keyId)).toBe(false);
+    expect(replaced.byId.get(mallory.keyId)?.name).toBe('alice');
+    rmSync(join(dir, 'bob.pem'));
+    expect([...(await loadTrustedKeys(dir)).byId.keys()]).toEqual([mallory.keyId]);
+  });
+
   it('trusts nothing when SOVEREIGN_KEYS is not set', async () => {
     expect((await loadTrustedKeys(undefined)).byId.size).toBe(0);
   });

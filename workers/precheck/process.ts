@@ -30,11 +30,10 @@ export const processPrecheck: PhaseProcessor = async ({ run }, deps) => {
     );
   }
 
-  const unserved: string[] = [];
-  for (const phase of phasesFor(run.mode)) {
-    const workers = await deps.queues[phase].getWorkers();
-    if (workers.length === 0) unserved.push(phase);
-  }
+  // Asked of every queue at once: each answer is a CLIENT LIST of the whole Redis.
+  const phases = phasesFor(run.mode);
+  const served = await Promise.all(phases.map(async (phase) => (await deps.queues[phase].getWorkers()).length > 0));
+  const unserved = phases.filter((_, i) => !served[i]);
   if (unserved.length) {
     // Retried (PHASE_POLICY): workers reconnecting after a Redis restart register again within a second or two.
     throw new CutterError('PRECHECK_NO_WORKERS', `no worker serves the queue(s) ${unserved.join(', ')}: start cutter worker --phases ${unserved.join(',')}`, {
