@@ -214,13 +214,18 @@ export const executeBench: Bench = {
     // it is cheap, so it gets three rounds and reports the median one (by ratio). The large size gets one.
     const sizes = quick
       ? [{ corpus: 20_000, plan: 10_000, rounds: 1 }]
-      : [{ corpus: 20_000, plan: 10_000, rounds: 3 }, { corpus: 200_000, plan: 100_000, rounds: 1 }];
-    const results: (SizeResult & { rounds: number })[] = [];
+      : [
+          { corpus: 20_000, plan: 10_000, rounds: 3 },
+          { corpus: 200_000, plan: 100_000, rounds: 1 },
+          // Cost growth (issue 11): a million units, about five minutes with its seeding and floor.
+          { corpus: 2_000_000, plan: 1_000_000, rounds: 1, growth: true },
+        ];
+    const results: (SizeResult & { rounds: number; growth: boolean })[] = [];
     for (const s of sizes) {
       const rounds: SizeResult[] = [];
       for (let i = 0; i < s.rounds; i += 1) rounds.push(await measureSize(s.corpus, s.plan, log));
       const median = [...rounds].sort((a, b) => a.execute / a.floor - b.execute / b.floor)[Math.floor(rounds.length / 2)];
-      if (median) results.push({ ...median, rounds: s.rounds });
+      if (median) results.push({ ...median, rounds: s.rounds, growth: 'growth' in s && s.growth });
     }
     return results.map((r) => {
       const ratio = r.execute / r.floor;
@@ -231,12 +236,12 @@ export const executeBench: Bench = {
         .map(([p, s]) => `${p} ${s.toFixed(2)} s`)
         .join(', ');
       return {
-        name: `live execute of ${fmt(r.plan)} units (corpus ${fmt(r.corpus)})${r.rounds > 1 ? `, median of ${r.rounds} rounds` : ''}`,
+        name: `live execute of ${fmt(r.plan)} units (corpus ${fmt(r.corpus)})${r.rounds > 1 ? `, median of ${r.rounds} rounds` : ''}${r.growth ? ' (cost growth)' : ''}`,
         value: `${r.execute.toFixed(2)} s (${fmt(Math.round(r.plan / r.execute))} units/s)`,
         floor: `${r.floor.toFixed(2)} s (hand-written set-based SQL, same writes, one transaction)`,
         ratio,
-        goal: '≤ 1.3×',
-        met: ratio <= 1.3,
+        goal: r.growth ? 'reported (≤ 1.3× is the goal at 100,000)' : '≤ 1.3×',
+        met: r.growth ? null : ratio <= 1.3,
         notes:
           `execute = run_phase duration of a real live run approved with SG_1 + EXEC through the submit path; besides the floor's writes it ` +
           `re-hashes the ${fmt(r.plan)} stored items (plan hash, built and hashed inside PostgreSQL), counts the plan's scope, re-verifies the ` +

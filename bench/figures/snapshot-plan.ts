@@ -55,84 +55,113 @@ async function best(args: string[], times: number): Promise<ChildResult> {
 const mib = (kib: number) => kib / 1024;
 const rate = (records: number, s: number) => `${Math.round(records / s / 1000)}k rec/s`;
 
+/** One size's measurements: the floor, the parse alone, the whole path, and the database's own floors. */
+interface SizeResult {
+  n: number;
+  floor: ChildResult;
+  parse: ChildResult;
+  full: ChildResult;
+  db: { stage: number; diff: number };
+}
+
 /**
- * Parsing and planning a snapshot of n records against a corpus of n units
- * (n = 1,000,000; 100,000 with --quick), beside the floor of reading the same
- * file line by line with JSON.parse and nothing else. Each measurement runs
- * in its own process, so peak RSS is that of the work measured.
+ * Parsing and planning a snapshot of n records against a corpus of n units,
+ * beside the floor of reading the same file line by line with JSON.parse and
+ * nothing else: 1,000,000 (100,000 with --quick) for the headline rows, and
+ * 10,000 and 100,000 as well in a full run so the growth of the cost shows.
+ * Each measurement runs in its own process, so peak RSS is that of the work measured.
  */
 export const snapshotPlanBench: Bench = {
   name: 'snapshot-plan',
   async run({ quick, log }) {
-    const n = quick ? 100_000 : 1_000_000;
-    const url = scratchUrl('plan');
-    const dir = mkdtempSync(join(tmpdir(), 'cutter-bench-plan-'));
-    const file = join(dir, 'snapshot.ndjson');
-    const runId = 'bench-plan-run-1';
-    try {
-      await migrate(url, { execRole: config().CUTTER_EXEC_ROLE });
-      const pool = createPool(url, { max: 2 });
-      let expected: number;
-      let dbFloor: number;
-      let diffFloor: number;
-      try {
-        const setup = await timed(async () => {
-          await seedBenchCorpus(pool, n);
-          return writeBenchSnapshot(file, n);
-        });
-        expected = setup.result;
-        log(`corpus of ${n} units and snapshot of ${n} records ready in ${setup.seconds.toFixed(1)} s`);
-        await pool.query(
-          `INSERT INTO cutter_governance.target_registry (name, corpus, owner, protected, max_units, allowed_transitions, registered_by)
-           VALUES ('bench', $1, 'bench', false, $2, ARRAY['new->draft', 'draft->enacted', 'revise'], 'bench')`,
-          [BENCH_CORPUS, n],
-        );
-        for (const id of [runId, 'bench-plan-floor-1']) {
-          await pool.query(`INSERT INTO cutter_governance.run (run_id, target, corpus, mode, operator) VALUES ($1, 'bench', $2, 'dry', 'bench')`, [id, BENCH_CORPUS]);
-        }
-        // Alternate floor and cutter so both see the same machine.
-        const floor = await best(['floor', file], 3);
-        const parse = await best(['parse', file, BENCH_CORPUS], 3);
-        log(`floor ${floor.seconds.toFixed(2)} s, parse ${parse.seconds.toFixed(2)} s`);
-        const full = await child(['full', file, url, runId, 'bench']);
-        log(`stage ${full.stage_seconds?.toFixed(1)} s, plan ${full.plan_seconds?.toFixed(1)} s, ${full.unit_count} items (expected ${expected})`);
-        if (full.unit_count !== expected) throw new Error(`the plan has ${full.unit_count} items, the data says ${expected}`);
-        // The database's own floor for the plan's diff: the join alone, counted server-side, nothing written.
-        diffFloor = (
-          await timed(() =>
-            withWorkMem(pool, PLAN_WORK_MEM, (db) =>
-              db.query(
-                `SELECT count(*) FROM cutter_governance.snapshot_record s
-                   LEFT JOIN public.information_unit u ON u.corpus = $2 AND u.key = s.key
-                   LEFT JOIN public.unit_version v ON v.unit_id = u.id AND v.version = u.current_version
-                  WHERE s.run_id = $1 AND (u.id IS NULL OR u.state <> s.state OR v.body_sha256 IS DISTINCT FROM s.body_sha256)`,
-                [runId, BENCH_CORPUS],
-              ),
-            ),
-          )
-        ).seconds;
-        // The database's own floor for staging: the same rows copied server-side, no parsing, no network.
-        dbFloor = (
-          await timed(() =>
-            pool.query(
-              `INSERT INTO cutter_governance.snapshot_record (run_id, key, state, body, body_sha256, line_no)
-               SELECT 'bench-plan-floor-1', key, state, body, body_sha256, line_no FROM cutter_governance.snapshot_record WHERE run_id = $1`,
-              [runId],
-            ),
-          )
-        ).seconds;
-        return figures(n, floor, parse, full, { stage: dbFloor, diff: diffFloor });
-      } finally {
-        await pool.end();
-      }
-    } finally {
-      await dropScratch(url);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const sizes = quick ? [100_000] : [10_000, 100_000, 1_000_000];
+    const results: SizeResult[] = [];
+    for (const n of sizes) results.push(await measureSize(n, log));
+    const headline = results[results.length - 1];
+    if (!headline) throw new Error('no size measured');
+    return [...figures(headline), ...results.slice(0, -1).map(growthFigure)];
   },
 };
 
-function figures(n: number, floor: ChildResult, parse: ChildResult, full: ChildResult, db: { stage: number; diff: number }): Figure[] {
+async function measureSize(n: number, log: (line: string) => void): Promise<SizeResult> {
+  const url = scratchUrl(`plan${n}`);
+  const dir = mkdtempSync(join(tmpdir(), 'cutter-bench-plan-'));
+  const file = join(dir, 'snapshot.ndjson');
+  const runId = 'bench-plan-run-1';
+  try {
+    await migrate(url, { execRole: config().CUTTER_EXEC_ROLE });
+    const pool = createPool(url, { max: 2 });
+    try {
+      const setup = await timed(async () => {
+        await seedBenchCorpus(pool, n);
+        return writeBenchSnapshot(file, n);
+      });
+      const expected = setup.result;
+      log(`corpus of ${n} units and snapshot of ${n} records ready in ${setup.seconds.toFixed(1)} s`);
+      await pool.query(
+        `INSERT INTO cutter_governance.target_registry (name, corpus, owner, protected, max_units, allowed_transitions, registered_by)
+         VALUES ('bench', $1, 'bench', false, $2, ARRAY['new->draft', 'draft->enacted', 'revise'], 'bench')`,
+        [BENCH_CORPUS, n],
+      );
+      for (const id of [runId, 'bench-plan-floor-1']) {
+        await pool.query(`INSERT INTO cutter_governance.run (run_id, target, corpus, mode, operator) VALUES ($1, 'bench', $2, 'dry', 'bench')`, [id, BENCH_CORPUS]);
+      }
+      // Alternate floor and cutter so both see the same machine.
+      const floor = await best(['floor', file], 3);
+      const parse = await best(['parse', file, BENCH_CORPUS], 3);
+      log(`${n}: floor ${floor.seconds.toFixed(2)} s, parse ${parse.seconds.toFixed(2)} s`);
+      const full = await child(['full', file, url, runId, 'bench']);
+      log(`${n}: stage ${full.stage_seconds?.toFixed(1)} s, plan ${full.plan_seconds?.toFixed(1)} s, ${full.unit_count} items (expected ${expected})`);
+      if (full.unit_count !== expected) throw new Error(`the plan has ${full.unit_count} items, the data says ${expected}`);
+      // The database's own floor for the plan's diff: the join alone, counted server-side, nothing written.
+      const diff = (
+        await timed(() =>
+          withWorkMem(pool, PLAN_WORK_MEM, (db) =>
+            db.query(
+              `SELECT count(*) FROM cutter_governance.snapshot_record s
+                 LEFT JOIN public.information_unit u ON u.corpus = $2 AND u.key = s.key
+                 LEFT JOIN public.unit_version v ON v.unit_id = u.id AND v.version = u.current_version
+                WHERE s.run_id = $1 AND (u.id IS NULL OR u.state <> s.state OR v.body_sha256 IS DISTINCT FROM s.body_sha256)`,
+              [runId, BENCH_CORPUS],
+            ),
+          ),
+        )
+      ).seconds;
+      // The database's own floor for staging: the same rows copied server-side, no parsing, no network.
+      const stage = (
+        await timed(() =>
+          pool.query(
+            `INSERT INTO cutter_governance.snapshot_record (run_id, key, state, body, body_sha256, line_no)
+             SELECT 'bench-plan-floor-1', key, state, body, body_sha256, line_no FROM cutter_governance.snapshot_record WHERE run_id = $1`,
+            [runId],
+          ),
+        )
+      ).seconds;
+      return { n, floor, parse, full, db: { stage, diff } };
+    } finally {
+      await pool.end();
+    }
+  } finally {
+    await dropScratch(url);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A smaller size, as cost growth: the whole path beside its floor. */
+function growthFigure(r: SizeResult): Figure {
+  const count = r.n.toLocaleString('en-US');
+  return {
+    name: `parse + stage + plan, ${count}-record snapshot vs ${count}-unit corpus (cost growth)`,
+    value: `${r.full.seconds.toFixed(2)} s (stage ${(r.full.stage_seconds ?? 0).toFixed(2)} s, plan ${(r.full.plan_seconds ?? 0).toFixed(2)} s; ${r.full.unit_count ?? 0} items)`,
+    floor: `${r.floor.seconds.toFixed(2)} s (readline + JSON.parse)`,
+    ratio: r.full.seconds / r.floor.seconds,
+    goal: 'reported',
+    met: null,
+    notes: `server-side floors at this size: append ${r.db.stage.toFixed(2)} s, diff join ${r.db.diff.toFixed(2)} s`,
+  };
+}
+
+function figures({ n, floor, parse, full, db }: SizeResult): Figure[] {
   const count = n.toLocaleString('en-US');
   const floorText = `${floor.seconds.toFixed(2)} s, ${rate(n, floor.seconds)} (readline + JSON.parse)`;
   const stage = full.stage_seconds ?? 0;
