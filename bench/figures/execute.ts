@@ -9,6 +9,7 @@ import { config, parseConfig } from '../../shared/config.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool, ident, splitDatabaseUrl, type Pool } from '../../shared/db/pool.js';
 import { planScope } from '../../shared/execute/authority.js';
+import { IN_DATABASE_MAX_ITEMS } from '../../shared/plan/hash.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { createRedis } from '../../shared/redis.js';
@@ -244,7 +245,7 @@ export const executeBench: Bench = {
         met: r.growth ? null : ratio <= 1.3,
         notes:
           `execute = run_phase duration of a real live run approved with SG_1 + EXEC through the submit path; besides the floor's writes it ` +
-          `re-hashes the ${fmt(r.plan)} stored items (plan hash, built and hashed inside PostgreSQL), counts the plan's scope, re-verifies the ` +
+          `re-hashes the ${fmt(r.plan)} stored items (plan hash, ${r.plan > IN_DATABASE_MAX_ITEMS ? 'streamed in canonical order from PostgreSQL and hashed in Node' : 'built and hashed inside PostgreSQL'}), counts the plan's scope, re-verifies the ` +
           `consumed approvals, checks every unit's precondition under its row lock and proves every postcondition, writes the ledger and audit row. ` +
           `The checks ride in the one apply statement: each UPDATE's WHERE is the item's precondition (PostgreSQL re-checks it on the newest ` +
           `row version after a lock wait), a create is ON CONFLICT DO NOTHING, and the statement's row counts against the plan's item count ` +
