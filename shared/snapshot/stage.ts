@@ -120,8 +120,10 @@ async function stageOnePass(client: PoolClient, args: StageArgs, before: { size:
     // corpus's indexes once per record: at a million records 8.9 s against
     // 5.8 s for the hash join that fresh statistics choose. ANALYZE counts
     // this transaction's own rows; it samples, so it costs a fraction of a
-    // second at any size. (Run by a role that does not own the table, it only
-    // warns and the plan runs as before.)
+    // second at any size. Its lock (SHARE UPDATE EXCLUSIVE, kept until this
+    // transaction ends) lets COPYs go on but makes two large stagings take
+    // turns at this last step. Run by a role that does not own the table, it
+    // only warns, and the plan runs as before.
     await client.query('ANALYZE cutter_governance.snapshot_record');
   }
   const after = await statSnapshot(args.path);
