@@ -324,12 +324,12 @@ export const approvalBench: Bench = {
       const gate = summary(cutter.gatePhase).median;
       const gap =
         `Gap (medians, same run): the POST is answered after ${cAnswer.toFixed(1)} ms against the floor's ${fAnswer.toFixed(1)} ms ` +
-        '(trusted keys, run and plan scope read, signature and binding checked, then one transaction of four statements: the run ' +
-        'locked with its window and any reuse of nonce or key, the kill switch (EXEC), the decision with the switch, the audit row; then the ' +
-        'stored approvals re-read and re-verified, and the gate promoted); the gate phase itself (claim → complete, from run_phase) ' +
-        `takes ${gate.toFixed(1)} ms where the floor's job does nothing (run and approvals re-read, every signature re-verified, a ` +
-        "consuming transaction with its audit row, the phase recorded). The floor's one INSERT, a statement and its commit, took " +
-        `${insert.toFixed(2)} ms here; cutter's path waits on 15 statements in sequence (8 in the POST, 7 in the gate), four of them ` +
+        '(run and plan scope read, signature and binding checked, then one call of store_approval: the run locked, its window and any ' +
+        'reuse of nonce or key checked, the kill switch (EXEC), the decision, the audit row, and the run\'s unconsumed approvals read back; ' +
+        'those re-verified, and the gate promoted); the gate phase itself (claim → complete, from run_phase) ' +
+        `takes ${gate.toFixed(1)} ms where the floor's job does nothing (run and approvals re-read with the trusted keys, every signature ` +
+        're-verified, one call of consume_approvals with its audit row, the phase recorded). The floor\'s one INSERT, a statement and its commit, took ' +
+        `${insert.toFixed(2)} ms here; cutter's path waits on 6 round trips to PostgreSQL in sequence (2 in the POST, 4 in the gate), four of them ` +
         'commits, and five signature verifications (the new one, then both stored approvals at the release and again in the gate). ' +
         'The rest is the same BullMQ hand-offs the floor makes.';
       log(`cutter median ${c.median.toFixed(1)} ms p95 ${c.p95.toFixed(1)} ms; floor median ${f.median.toFixed(1)} ms p95 ${f.p95.toFixed(1)} ms`);

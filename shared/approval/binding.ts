@@ -12,14 +12,11 @@ export interface GateRun extends RunBinding {
 
 /**
  * When a run's approval window ends, as SQL over `cutter_governance.run r`:
- * cutplan's finish + the window, null before the plan exists. One
- * definition, in the database's clock, for the gate, the views and the
- * submit's last check (store.ts), so "received before the end" means the
- * same thing to each of them.
+ * cutplan's finish + the window, null before the plan exists. Defined once,
+ * in the database (migration 012), for this read and for the store's own
+ * check, so "received before the end" means the same thing to each of them.
  */
-export const WINDOW_ENDS_AT_SQL = `(SELECT p.finished_at + make_interval(secs => r.approval_window_s)
-     FROM cutter_governance.run_phase p
-    WHERE p.run_id = r.run_id AND p.phase = 'cutplan' AND p.state = 'completed')`;
+export const WINDOW_ENDS_AT_SQL = 'cutter_governance.approval_window_ends_at(r.run_id)';
 
 /** Reads the run, its frozen plan hash and scope from Postgres; null when no such run. */
 export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise<GateRun | null> {

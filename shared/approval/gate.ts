@@ -1,5 +1,6 @@
 import { appendAudit } from '../audit/append.js';
-import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
+import { isPgError } from '../db/migrate.js';
+import type { Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { loadGateRun } from './binding.js';
 import type { TrustedKeys } from './keys.js';
@@ -18,11 +19,12 @@ const EXPIRY_TOLERANCE_MS = 2000;
 
 export interface GateDeps {
   pool: Pool;
-  keys: TrustedKeys;
+  /** The trusted keys, or their read still under way (it overlaps the reads below). */
+  keys: TrustedKeys | Promise<TrustedKeys>;
   quorum: number;
   now: Date;
-  /** Runs inside the consuming transaction just before it commits (the crash tests' kill point). */
-  beforeCommit?: () => Promise<void>;
+  /** Runs after the approvals were judged valid, just before they are consumed (the crash tests' kill point). */
+  beforeConsume?: () => Promise<void>;
 }
 
 export interface GateOpened {
@@ -34,8 +36,8 @@ export interface GateOpened {
 
 /** Opens the gate (consuming the approvals) or throws APPROVAL_EXPIRED / GATE_BYPASSED. */
 export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpened> {
-  // Both reads at once: the run and its approvals are read after this phase's start (below).
-  const [run, unconsumed] = await Promise.all([loadGateRun(deps.pool, runId), listDecisions(deps.pool, runId, 'unconsumed')]);
+  // The reads at once: the run and its approvals are read after this phase's start (below).
+  const [run, unconsumed, keys] = await Promise.all([loadGateRun(deps.pool, runId), listDecisions(deps.pool, runId, 'unconsumed'), deps.keys]);
   if (!run?.windowEndsAt) throw new CutterError('GATE_NOT_ARMED', `run ${runId} reached the gate without a plan`);
   const windowEndsAt = run.windowEndsAt;
   // No approval can still be on its way in: this phase's start set the run
@@ -44,7 +46,7 @@ export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpe
   // database's clock) before the window's end. The filter keeps it that way
   // for rows written any other way.
   const rows = unconsumed.filter((r) => r.received_utc <= windowEndsAt);
-  const tally = tallyDecisions(rows, { keys: deps.keys, run, now: deps.now, stage: 'gate', quorum: deps.quorum });
+  const tally = tallyDecisions(rows, { keys, run, now: deps.now, stage: 'gate', quorum: deps.quorum });
   if (tally.complete) return consume(deps, runId, tally);
   // A redelivery of a gate that already opened finds its approvals consumed: not a bypass.
   if (await alreadyOpened(deps.pool, runId)) return { consumedNow: false, sg1Keys: [], execKeys: [] };
@@ -79,7 +81,7 @@ export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpe
   );
 }
 
-async function alreadyOpened(db: Pool | PoolClient, runId: string): Promise<boolean> {
+async function alreadyOpened(db: Pool, runId: string): Promise<boolean> {
   const { rowCount } = await db.query(
     `SELECT 1 FROM cutter_governance.audit_event WHERE run_id = $1 AND kind = 'gate.released' LIMIT 1`,
     [runId],
@@ -87,34 +89,27 @@ async function alreadyOpened(db: Pool | PoolClient, runId: string): Promise<bool
   return Boolean(rowCount);
 }
 
-/** Marks exactly the approvals that opened the gate as consumed, once, and audits it. */
+/**
+ * Marks exactly the approvals that opened the gate as consumed, once, and
+ * audits it: one call of cutter_governance.consume_approvals (migration 012).
+ * Its row locks serialise a twin delivery of the gate: the twin waits, then
+ * finds the rows consumed (CG001, nothing changed) and the gate already opened.
+ */
 async function consume(deps: GateDeps, runId: string, tally: GateTally): Promise<GateOpened> {
   const ids = [...tally.sg1, ...tally.exec].map((a) => a.id);
-  const consumedNow = await withTransaction(deps.pool, async (client) => {
-    // The row locks of this UPDATE serialise a twin delivery of the gate: the
-    // twin waits, then finds the rows consumed and the gate already opened.
-    const { rowCount } = await client.query(
-      `UPDATE cutter_governance.review_decision SET consumed_utc = now()
-        WHERE run_id = $1 AND id = ANY($2::bigint[]) AND consumed_utc IS NULL`,
-      [runId, ids],
-    );
-    if (rowCount !== ids.length) {
-      if (await alreadyOpened(client, runId)) return false;
-      throw new CutterError('GATE_CONSUME_RACE', `run ${runId}: some approvals were consumed elsewhere; failing closed`);
-    }
-    await appendAudit(client, {
-      actor: 'worker:approval-gate',
-      kind: 'gate.released',
+  const opened = { sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };
+  await deps.beforeConsume?.();
+  try {
+    await deps.pool.query('SELECT cutter_governance.consume_approvals($1, $2::bigint[], $3, $4::jsonb)', [
       runId,
-      detail: {
-        decision_ids: ids,
-        sg_1_keys: tally.sg1.map((a) => a.key.keyId),
-        exec_keys: tally.exec.map((a) => a.key.keyId),
-        quorum: tally.quorum,
-      },
-    });
-    await deps.beforeCommit?.();
-    return true;
-  });
-  return { consumedNow, sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };
+      ids,
+      'worker:approval-gate',
+      JSON.stringify({ decision_ids: ids, sg_1_keys: opened.sg1Keys, exec_keys: opened.execKeys, quorum: tally.quorum }),
+    ]);
+  } catch (err) {
+    if (!isPgError(err, 'CG001')) throw err;
+    if (await alreadyOpened(deps.pool, runId)) return { consumedNow: false, ...opened };
+    throw new CutterError('GATE_CONSUME_RACE', `run ${runId}: some approvals were consumed elsewhere; failing closed`);
+  }
+  return { consumedNow: true, ...opened };
 }

@@ -8,7 +8,7 @@ import type { TrustedKeys } from './keys.js';
 import { refusal } from './refusals.js';
 import { releaseGate, type ReleaseOutcome } from './release.js';
 import { storeDecision } from './store.js';
-import { listDecisions, tallyDecisions, type GateTally } from './tally.js';
+import { listDecisions, tallyDecisions, type GateTally, type StoredDecision } from './tally.js';
 import { checkBinding, verifySigned } from './validate.js';
 
 /**
@@ -53,8 +53,9 @@ export async function submitApproval(deps: ApprovalDeps, runId: string, body: un
   if (run.windowEndsAt && now >= run.windowEndsAt) {
     throw refusal('APPROVAL_RUN_NOT_AWAITING', `the approval window of run ${runId} ended at ${run.windowEndsAt.toISOString()}`);
   }
-  const decisionId = await storeDecision(deps.pool, valid);
-  const { tally, outcome } = await releaseIfApproved(deps, run, now);
+  // The store answers with the run's unconsumed approvals, read under the run's lock after the insert: no second read.
+  const { decisionId, unconsumed } = await storeDecision(deps.pool, valid);
+  const { tally, outcome } = await releaseIfTallied(deps, run, unconsumed, now, deps.releaseWaitMs);
   deps.log.info(
     { run_id: runId, gate: valid.doc.gate, key_id: valid.key.keyId, decision_id: decisionId, waiting_for: tally.waitingFor, release: outcome },
     'approval accepted',
@@ -81,7 +82,17 @@ export async function releaseIfApproved(
   now: Date,
   waitMs = deps.releaseWaitMs,
 ): Promise<{ tally: GateTally; outcome: ReleaseOutcome | null }> {
-  const rows = await listDecisions(deps.pool, run.runId, 'unconsumed');
+  return releaseIfTallied(deps, run, await listDecisions(deps.pool, run.runId, 'unconsumed'), now, waitMs);
+}
+
+/** releaseIfApproved over approvals already read (every one is validated again here). */
+async function releaseIfTallied(
+  deps: ApprovalDeps,
+  run: GateRun,
+  rows: StoredDecision[],
+  now: Date,
+  waitMs: number,
+): Promise<{ tally: GateTally; outcome: ReleaseOutcome | null }> {
   const tally = tallyDecisions(rows, { keys: deps.keys, run, now, stage: 'gate', quorum: deps.quorum });
   if (!tally.complete) return { tally, outcome: null };
   const outcome = await releaseGate(deps.gateQueue, run.runId, { waitMs });

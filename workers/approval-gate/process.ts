@@ -12,10 +12,11 @@ import type { PhaseProcessor } from '../context.js';
  * or failed closed and audited (released by hand).
  */
 export const processApprovalGate: PhaseProcessor = async ({ run }, deps) => {
-  // Read on every wake, so a key removed from SOVEREIGN_KEYS stops counting at once.
-  const keys = await loadTrustedKeys(deps.cfg.SOVEREIGN_KEYS);
+  // Read on every wake, so a key removed from SOVEREIGN_KEYS stops counting at once;
+  // not awaited here, so the files are read while the gate reads Postgres.
+  const keys = loadTrustedKeys(deps.cfg.SOVEREIGN_KEYS);
   const opened = await decideGate(
-    { pool: deps.pool, keys, quorum: deps.cfg.SOVEREIGN_QUORUM, now: new Date(), beforeCommit: () => faultPoint(deps.cfg, 'approval-gate.middle') },
+    { pool: deps.pool, keys, quorum: deps.cfg.SOVEREIGN_QUORUM, now: new Date(), beforeConsume: () => faultPoint(deps.cfg, 'approval-gate.middle') },
     run.run_id,
   );
   return {

@@ -1,0 +1,120 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadGateRun } from '../../shared/approval/binding.js';
+import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
+import { storeDecision } from '../../shared/approval/store.js';
+import { validateSovereignApproval } from '../../shared/approval/validate.js';
+import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
+import { errorCode } from '../../shared/errors.js';
+import { newRunId } from '../../shared/runs/store.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js';
+
+/**
+ * The approval store (store_approval, one round trip) under concurrency:
+ * the kill switch is one row, so EXEC grants for two runs racing each other
+ * leave it on for exactly one; and of two approvals of one run arriving
+ * together, the one stored last reads both back, so the release is never
+ * missed. Driven below the HTTP layer, with runs paused at SG_1 as cutplan
+ * leaves them.
+ */
+
+const alice = makeKey('alice');
+let db: TestDatabase;
+let dir: string;
+let keys: TrustedKeys;
+
+beforeAll(async () => {
+  db = await createTestDatabase('approval-store');
+  await seedDemo(db.pool, 'test');
+  await registerDemoWorkTarget(db.pool, 'test');
+  dir = mkdtempSync(join(tmpdir(), 'cutter-approval-store-'));
+  keys = await loadTrustedKeys(writeTrustedKeys(dir, [alice]));
+}, 60_000);
+afterAll(async () => {
+  await db.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A run awaiting approval: run row, change set, completed cutplan phase. */
+async function pausedRun(): Promise<{ runId: string; target: string; planSha256: string }> {
+  const runId = newRunId();
+  const planSha256 = runId.slice(-6).padEnd(64, '0');
+  await db.pool.query(
+    `INSERT INTO cutter_governance.run (run_id, target, corpus, mode, operator, approval_window_s, status)
+     VALUES ($1, 'icx-work', 'ICX-WORK', 'live', 'test-operator', 3600, 'awaiting_approval')`,
+    [runId],
+  );
+  await db.pool.query(
+    `INSERT INTO cutter_governance.cut_change_set (run_id, target, corpus, plan_sha256, unit_count, by_op, by_transition)
+     VALUES ($1, 'icx-work', 'ICX-WORK', $2, 0, '{}', '{}')`,
+    [runId, planSha256],
+  );
+  await db.pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at) VALUES ($1, 'cutplan', 'completed', now())`, [runId]);
+  return { runId, target: 'icx-work', planSha256 };
+}
+
+/** Validates (as the endpoint does) and stores one approval. */
+async function submit(run: { runId: string; target: string; planSha256: string }, gate: 'SG_1' | 'EXEC') {
+  const binding = await loadGateRun(db.pool, run.runId);
+  if (!binding) throw new Error(`no run ${run.runId}`);
+  const valid = validateSovereignApproval(approvalFor(run, gate, alice), { keys, run: binding, now: new Date(), stage: 'submit' });
+  return storeDecision(db.pool, valid);
+}
+
+async function switchRun(): Promise<string | null> {
+  const { rows } = await db.pool.query<{ run_id: string | null }>('SELECT run_id FROM cutter_governance.execution_switch WHERE enabled');
+  return rows[0]?.run_id ?? null;
+}
+
+async function decisions(runId: string): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.review_decision WHERE run_id = $1', [runId]);
+  return rows[0]?.n ?? -1;
+}
+
+describe('the approval store', () => {
+  it('refuses an EXEC grant while another live run holds the switch, and takes it once that run has ended', async () => {
+    await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+    const holder = await pausedRun();
+    const other = await pausedRun();
+    await submit(holder, 'EXEC');
+
+    const refused = await submit(other, 'EXEC').catch((err: unknown) => err as Error);
+    expect(errorCode(refused)).toBe('APPROVAL_SWITCH_BUSY');
+    expect((refused as Error).message).toContain(holder.runId);
+    expect(await decisions(other.runId)).toBe(0);
+    expect(await switchRun()).toBe(holder.runId);
+
+    // A grant of a run that has ended holds nothing.
+    await db.pool.query(`UPDATE cutter_governance.run SET status = 'succeeded' WHERE run_id = $1`, [holder.runId]);
+    await submit(other, 'EXEC');
+    expect(await switchRun()).toBe(other.runId);
+  });
+
+  it('of EXEC grants for two runs submitted at the same moment, stores exactly one and leaves the switch on for that run', async () => {
+    for (let trial = 0; trial < 10; trial += 1) {
+      await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+      const runs = [await pausedRun(), await pausedRun()];
+      const outcomes = await Promise.allSettled(runs.map((r) => submit(r, 'EXEC')));
+      const accepted = runs.filter((_, i) => outcomes[i]?.status === 'fulfilled');
+      const refusals = outcomes.flatMap((o) => (o.status === 'rejected' ? [errorCode(o.reason)] : []));
+      expect(accepted).toHaveLength(1);
+      expect(refusals).toEqual(['APPROVAL_SWITCH_BUSY']);
+      expect(await switchRun()).toBe(accepted[0]?.runId);
+      for (const r of runs) expect(await decisions(r.runId)).toBe(r === accepted[0] ? 1 : 0);
+    }
+  });
+
+  it('of SG_1 and EXEC for one run submitted at the same moment, the one stored last reads both back', async () => {
+    for (let trial = 0; trial < 10; trial += 1) {
+      await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+      const run = await pausedRun();
+      const [sg1, exec] = await Promise.all([submit(run, 'SG_1'), submit(run, 'EXEC')]);
+      const last = sg1.decisionId > exec.decisionId ? sg1 : exec;
+      expect(last.unconsumed.map((d) => d.gate).sort()).toEqual(['EXEC', 'SG_1']);
+      expect(last.unconsumed.every((d) => d.received_utc instanceof Date && d.consumed_utc === null)).toBe(true);
+    }
+  });
+});
