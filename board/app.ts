@@ -20,6 +20,8 @@ const ROUTES: ((deps: BoardDeps) => Router)[] = [opsRouter, adminRouter, approva
 export function createBoardApp(deps: BoardDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // Answers of routes are not cached (Bull Board's static files keep their own ETags): none is hashed.
+  app.disable('etag');
   app.use(requestLog(deps.log));
   app.use(securityHeaders());
   app.use(bodyLimit);

@@ -28,7 +28,8 @@ export function approvalsRouter(deps: BoardDeps): Router {
   const limiter = rateLimit({
     windowMs: deps.options.approvalRateLimit.windowMs,
     limit: deps.options.approvalRateLimit.limit,
-    standardHeaders: 'draft-8',
+    // draft-7's RateLimit header: draft-8's also names a partition key, a sha256 per request.
+    standardHeaders: 'draft-7',
     legacyHeaders: false,
     handler: (_req, res) => sendError(res, 429, 'RATE_LIMITED', 'too many approval requests from this address; wait and retry'),
   });
