@@ -26,5 +26,15 @@ export interface PhaseCall {
   token: string | undefined;
 }
 
+/**
+ * Marks a summary whose phase completion the processor has already recorded,
+ * in the transaction of its own last write (the gate's consumption), so the
+ * runner does not record it again in a commit of its own.
+ */
+export const PHASE_RECORDED: unique symbol = Symbol('phase recorded');
+
+/** A phase's small summary, kept with the run (symbol keys are not stored). */
+export type PhaseSummary = Record<string, unknown> & { [PHASE_RECORDED]?: true };
+
 /** A phase processor: (run, deps) → a small summary kept with the run. */
-export type PhaseProcessor = (call: PhaseCall, deps: PhaseDeps) => Promise<Record<string, unknown>>;
+export type PhaseProcessor = (call: PhaseCall, deps: PhaseDeps) => Promise<PhaseSummary>;

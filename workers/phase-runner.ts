@@ -9,7 +9,7 @@ import type { Logger } from '../shared/logger.js';
 import { claimPhase, completePhase, disarmSwitchForRun, failRun, finishRun, phaseProgress, saveReport } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
-import type { PhaseDeps, PhaseProcessor } from './context.js';
+import { PHASE_RECORDED, type PhaseDeps, type PhaseProcessor } from './context.js';
 
 /**
  * How long a failed attempt waits for an unreachable Postgres before it gives
@@ -66,7 +66,7 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
       );
       await faultPoint(deps.cfg, `${phase}.after`);
       if (phase === 'verify') await endVerifiedRun(deps, runId, summary);
-      else await completePhase(deps.pool, runId, phase, summary);
+      else if (!summary[PHASE_RECORDED]) await completePhase(deps.pool, runId, phase, summary);
       log.info({ ms: Date.now() - started, summary }, 'phase completed');
       return summary;
     } catch (thrown) {

@@ -328,9 +328,10 @@ export const approvalBench: Bench = {
         'reuse of nonce or key checked, the kill switch (EXEC), the decision, the audit row, and the run\'s unconsumed approvals read back; ' +
         'those re-verified, and the gate promoted); the gate phase itself (claim → complete, from run_phase) ' +
         `takes ${gate.toFixed(1)} ms where the floor's job does nothing (run and approvals re-read with the trusted keys, every signature ` +
-        're-verified, one call of consume_approvals with its audit row, the phase recorded). The floor\'s one INSERT, a statement and its commit, took ' +
-        `${insert.toFixed(2)} ms here; cutter's path waits on 6 round trips to PostgreSQL in sequence (2 in the POST, 4 in the gate), four of them ` +
-        'commits, and five signature verifications (the new one, then both stored approvals at the release and again in the gate). ' +
+        're-verified, one call of consume_approvals that also records the phase, with its audit row). The floor\'s one INSERT, a statement and its commit, took ' +
+        `${insert.toFixed(2)} ms here; cutter's path waits on 5 round trips to PostgreSQL in sequence (2 in the POST, 3 in the gate), three of them ` +
+        'commits, two of which wait for the WAL flush as the floor\'s one does (the store and the consumption; the phase claim does not), ' +
+        'and five signature verifications (the new one, then both stored approvals at the release and again in the gate). ' +
         'The rest is the same BullMQ hand-offs the floor makes.';
       log(`cutter median ${c.median.toFixed(1)} ms p95 ${c.p95.toFixed(1)} ms; floor median ${f.median.toFixed(1)} ms p95 ${f.p95.toFixed(1)} ms`);
       log(`refused ${cutter.refusedPerS.toFixed(0)}/s; floor ${floor.refusedPerS.toFixed(0)}/s`);

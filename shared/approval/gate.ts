@@ -34,6 +34,16 @@ export interface GateOpened {
   execKeys: string[];
 }
 
+/** The gate phase's summary, as the run's phase row keeps it. */
+export function gateSummary(opened: GateOpened, quorum: number): Record<string, unknown> {
+  return {
+    released: opened.consumedNow ? 'by valid approvals' : 'already (redelivered)',
+    sg_1_keys: opened.sg1Keys,
+    exec_keys: opened.execKeys,
+    quorum,
+  };
+}
+
 /** Opens the gate (consuming the approvals) or throws APPROVAL_EXPIRED / GATE_BYPASSED. */
 export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpened> {
   // The reads at once: the run and its approvals are read after this phase's start (below).
@@ -90,21 +100,23 @@ async function alreadyOpened(db: Pool, runId: string): Promise<boolean> {
 }
 
 /**
- * Marks exactly the approvals that opened the gate as consumed, once, and
- * audits it: one call of cutter_governance.consume_approvals (migration 012).
- * Its row locks serialise a twin delivery of the gate: the twin waits, then
- * finds the rows consumed (CG001, nothing changed) and the gate already opened.
+ * Marks exactly the approvals that opened the gate as consumed, once, audits
+ * it and records the gate phase completed (consumedNow): one call of
+ * cutter_governance.consume_approvals (migration 013), one commit. Its row
+ * locks serialise a twin delivery of the gate: the twin waits, then finds the
+ * rows consumed (CG001, nothing changed) and the gate already opened.
  */
 async function consume(deps: GateDeps, runId: string, tally: GateTally): Promise<GateOpened> {
   const ids = [...tally.sg1, ...tally.exec].map((a) => a.id);
   const opened = { sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };
   await deps.beforeConsume?.();
   try {
-    await deps.pool.query('SELECT cutter_governance.consume_approvals($1, $2::bigint[], $3, $4::jsonb)', [
+    await deps.pool.query('SELECT cutter_governance.consume_approvals($1, $2::bigint[], $3, $4::jsonb, $5::jsonb)', [
       runId,
       ids,
       'worker:approval-gate',
       JSON.stringify({ decision_ids: ids, sg_1_keys: opened.sg1Keys, exec_keys: opened.execKeys, quorum: tally.quorum }),
+      JSON.stringify(gateSummary({ consumedNow: true, ...opened }, deps.quorum)),
     ]);
   } catch (err) {
     if (!isPgError(err, 'CG001')) throw err;

@@ -86,6 +86,14 @@ describe('a live run released through the approval endpoint', () => {
       'execute:completed',
       'verify:completed',
     ]);
+    // The gate's phase row was written by the consumption itself: its summary names the keys that opened it.
+    const gatePhase = await env.db.pool.query<{ summary: Record<string, unknown>; attempts: number }>(
+      `SELECT summary, attempts FROM cutter_governance.run_phase WHERE run_id = $1 AND phase = 'approval-gate'`,
+      [runId],
+    );
+    expect(gatePhase.rows).toEqual([
+      { summary: { released: 'by valid approvals', sg_1_keys: [env.sovereign.key.keyId], exec_keys: [env.sovereign.key.keyId], quorum: env.cfg.SOVEREIGN_QUORUM }, attempts: 1 },
+    ]);
     // 40 drafts enacted, 5 revised, 10 new drafts: exactly the plan.
     expect(await unitStates()).toEqual({ draft: 68, enacted: 40 });
     const { rows } = await env.db.pool.query<{ gate: string; consumed: boolean }>(

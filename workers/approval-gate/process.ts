@@ -1,7 +1,7 @@
-import { decideGate } from '../../shared/approval/gate.js';
+import { decideGate, gateSummary } from '../../shared/approval/gate.js';
 import { loadTrustedKeys } from '../../shared/approval/keys.js';
 import { faultPoint } from '../../shared/faults.js';
-import type { PhaseProcessor } from '../context.js';
+import { PHASE_RECORDED, type PhaseProcessor } from '../context.js';
 
 /**
  * SG_1. The job wakes when its delay (the approval window) ends or when it is
@@ -19,10 +19,7 @@ export const processApprovalGate: PhaseProcessor = async ({ run }, deps) => {
     { pool: deps.pool, keys, quorum: deps.cfg.SOVEREIGN_QUORUM, now: new Date(), beforeConsume: () => faultPoint(deps.cfg, 'approval-gate.middle') },
     run.run_id,
   );
-  return {
-    released: opened.consumedNow ? 'by valid approvals' : 'already (redelivered)',
-    sg_1_keys: opened.sg1Keys,
-    exec_keys: opened.execKeys,
-    quorum: deps.cfg.SOVEREIGN_QUORUM,
-  };
+  const summary = gateSummary(opened, deps.cfg.SOVEREIGN_QUORUM);
+  // Consuming the approvals recorded the phase completed in the same commit.
+  return opened.consumedNow ? { ...summary, [PHASE_RECORDED]: true } : summary;
 };
