@@ -6,10 +6,9 @@ import { loadGateRun } from '../../shared/approval/binding.js';
 import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
 import { storeDecision } from '../../shared/approval/store.js';
 import { validateSovereignApproval } from '../../shared/approval/validate.js';
-import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import { errorCode } from '../../shared/errors.js';
 import { newRunId } from '../../shared/runs/store.js';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { createDemoDatabase, type TestDatabase } from '../support/db.js';
 import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js';
 
 /**
@@ -27,9 +26,7 @@ let dir: string;
 let keys: TrustedKeys;
 
 beforeAll(async () => {
-  db = await createTestDatabase('approval-store');
-  await seedDemo(db.pool, 'test');
-  await registerDemoWorkTarget(db.pool, 'test');
+  db = await createDemoDatabase('approval-store', 'test');
   dir = mkdtempSync(join(tmpdir(), 'cutter-approval-store-'));
   keys = await loadTrustedKeys(writeTrustedKeys(dir, [alice]));
 }, 60_000);

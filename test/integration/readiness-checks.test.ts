@@ -6,12 +6,11 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { demoBody } from '../../shared/demo/corpus.js';
-import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import { PHASES } from '../../shared/jobs/catalog.js';
 import type { Readiness } from '../../shared/readiness/types.js';
 import { createRedis, redisDurability } from '../../shared/redis.js';
 import { runCli } from '../support/cli.js';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { createDemoDatabase, type TestDatabase } from '../support/db.js';
 import { createTestKey, type TestKeyring } from '../support/gpg.js';
 import { digestAllTables, ndjson, scratchDir } from '../support/plan-fixtures.js';
 import { testQueuePrefix } from '../support/prefix.js';
@@ -35,9 +34,7 @@ let volatileRedis: boolean;
 const files = scratchDir('readiness-checks');
 
 beforeAll(async () => {
-  db = await createTestDatabase('readiness_checks');
-  await seedDemo(db.pool, 'tester');
-  await registerDemoWorkTarget(db.pool, 'tester');
+  db = await createDemoDatabase('readiness_checks', 'tester');
   dir = mkdtempSync(join(tmpdir(), 'cutter-readiness-checks-'));
   gpgKey = createTestKey();
   env = {

@@ -11,14 +11,13 @@ import { loadTrustedKeys } from '../../shared/approval/keys.js';
 import { storeDecision } from '../../shared/approval/store.js';
 import { validateSovereignApproval } from '../../shared/approval/validate.js';
 import { parseConfig } from '../../shared/config.js';
-import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import { PHASES } from '../../shared/jobs/catalog.js';
 import type { Readiness } from '../../shared/readiness/types.js';
 import { createRedis, redisDurability } from '../../shared/redis.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { startFleet, type Fleet } from '../../workers/fleet.js';
 import { runCli } from '../support/cli.js';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { createDemoDatabase, type TestDatabase } from '../support/db.js';
 import { createEmptyKeyring, createTestKey, type TestKeyring, type TestKeyringDir } from '../support/gpg.js';
 import { digestAllTables } from '../support/plan-fixtures.js';
 import { testQueuePrefix } from '../support/prefix.js';
@@ -48,9 +47,7 @@ let runId: string;
 let planSha256: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase('readiness');
-  await seedDemo(db.pool, 'tester');
-  await registerDemoWorkTarget(db.pool, 'tester');
+  db = await createDemoDatabase('readiness', 'tester');
   dir = mkdtempSync(join(tmpdir(), 'cutter-readiness-'));
   gpgKey = createTestKey();
   keyring = createEmptyKeyring();

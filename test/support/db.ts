@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { createPool, ident, type Pool } from '../../shared/db/pool.js';
+import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import { pollStep } from './poll.js';
 import { withDatabase } from './services.js';
 
@@ -62,6 +63,14 @@ export async function createTestDatabase(label: string, options: { migrated?: bo
       await dropDatabase(name);
     },
   };
+}
+
+/** A test database holding the demo corpora, with the demo work target registered by `by`. */
+export async function createDemoDatabase(label: string, by: string): Promise<TestDatabase> {
+  const db = await createTestDatabase(label);
+  await seedDemo(db.pool, by);
+  await registerDemoWorkTarget(db.pool, by);
+  return db;
 }
 
 /** Drops a database, disconnecting anyone still on it. */

@@ -6,7 +6,6 @@ import { pino } from 'pino';
 import { inject } from 'vitest';
 import { parseConfig, type Config } from '../../shared/config.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
-import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import type { Phase, RunMode } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
 import { fingerprintCorpus, type TableFingerprint } from '../../shared/runs/fingerprint.js';
@@ -14,7 +13,7 @@ import { hasEnded, runView, type RunView } from '../../shared/runs/view.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { startFleet, type Fleet } from '../../workers/fleet.js';
 import type { PhaseProcessor } from '../../workers/context.js';
-import { createTestDatabase, type TestDatabase } from './db.js';
+import { createDemoDatabase, type TestDatabase } from './db.js';
 import { waitFor } from './poll.js';
 import { testQueuePrefix } from './prefix.js';
 import { insertConsumedApprovals, makeKey, writeTrustedKeys, type TestKey } from './sovereign.js';
@@ -40,7 +39,7 @@ export interface RunEnv {
 
 /** Builds a run environment of its own (database, prefix, GNUPGHOME, backup dir). */
 export async function createRunEnv(label: string): Promise<RunEnv> {
-  const db = await createTestDatabase(label);
+  const db = await createDemoDatabase(label, 'tester');
   const dir = mkdtempSync(join(tmpdir(), `cutter-${label}-`));
   const gnupgHome = join(dir, 'gnupg');
   const fpr = await ensureDemoGpgKey(gnupgHome);
@@ -60,8 +59,6 @@ export async function createRunEnv(label: string): Promise<RunEnv> {
   };
   mkdirSync(env.BACKUP_DIR, { recursive: true });
   const cfg = parseConfig(env);
-  await seedDemo(db.pool, 'tester');
-  await registerDemoWorkTarget(db.pool, 'tester');
   const redis = createRedis(cfg.REDIS_URL);
   const self: RunEnv = {
     db,
