@@ -324,7 +324,7 @@ export const approvalBench: Bench = {
       const gate = summary(cutter.gatePhase).median;
       const gap =
         `Gap (medians, same run): the POST is answered after ${cAnswer.toFixed(1)} ms against the floor's ${fAnswer.toFixed(1)} ms ` +
-        '(run and plan scope read, signature and binding checked, then one call of store_approval: the run locked, its window and any ' +
+        '(run, plan hash and scope read in one query, signature and binding checked, then one call of store_approval: the run locked, its window and any ' +
         'reuse of nonce or key checked, the kill switch (EXEC), the decision, the audit row, and the run\'s unconsumed approvals read back; ' +
         'those re-verified, and the gate promoted); the gate phase itself (claim → complete, from run_phase) ' +
         `takes ${gate.toFixed(1)} ms where the floor's job does nothing (run and approvals re-read with the trusted keys, every signature ` +

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
-import { planScope } from '../execute/authority.js';
+import { scopeOfSummary } from '../execute/authority.js';
 import type { RunBinding } from './validate.js';
 
 /** A run as the approval rules see it, plus when its approval window ends. */
@@ -18,29 +18,27 @@ export interface GateRun extends RunBinding {
  */
 export const WINDOW_ENDS_AT_SQL = 'cutter_governance.approval_window_ends_at(r.run_id)';
 
-/** Reads the run, its frozen plan hash and scope from Postgres; null when no such run. */
+/** Reads the run, its frozen plan hash and scope from Postgres (one query); null when no such run. */
 export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise<GateRun | null> {
-  // The scope comes from execute's own planScope, so the allowance is checked against one definition.
-  const [{ rows }, scope] = await Promise.all([
-    db.query<{
-      run_id: string;
-      target: string;
-      status: string;
-      operator: string;
-      mode: 'dry' | 'live';
-      approval_window_s: number;
-      plan_sha256: string | null;
-      window_ends_at: Date | null;
-    }>(
-      `SELECT r.run_id, r.target, r.status, r.operator, r.mode, r.approval_window_s, c.plan_sha256,
-              ${WINDOW_ENDS_AT_SQL} AS window_ends_at
-         FROM cutter_governance.run r
-         LEFT JOIN cutter_governance.cut_change_set c ON c.run_id = r.run_id
-        WHERE r.run_id = $1`,
-      [runId],
-    ),
-    planScope(db, runId),
-  ]);
+  const { rows } = await db.query<{
+    run_id: string;
+    target: string;
+    status: string;
+    operator: string;
+    mode: 'dry' | 'live';
+    approval_window_s: number;
+    plan_sha256: string | null;
+    unit_count: number | null;
+    by_transition: Record<string, number> | null;
+    window_ends_at: Date | null;
+  }>(
+    `SELECT r.run_id, r.target, r.status, r.operator, r.mode, r.approval_window_s, c.plan_sha256, c.unit_count, c.by_transition,
+            ${WINDOW_ENDS_AT_SQL} AS window_ends_at
+       FROM cutter_governance.run r
+       LEFT JOIN cutter_governance.cut_change_set c ON c.run_id = r.run_id
+      WHERE r.run_id = $1`,
+    [runId],
+  );
   const row = rows[0];
   if (!row) return null;
   return {
@@ -51,7 +49,8 @@ export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise
     mode: row.mode,
     approvalWindowS: row.approval_window_s,
     planSha256: row.plan_sha256,
-    scope: row.plan_sha256 === null ? null : scope,
+    // The change set's own summary of its items (execute counts the items again).
+    scope: row.plan_sha256 === null ? null : scopeOfSummary(row.unit_count ?? 0, row.by_transition ?? {}),
     windowEndsAt: row.window_ends_at,
   };
 }

@@ -81,9 +81,29 @@ export async function planScope(client: Pool | PoolClient, runId: string): Promi
     unitCount += r.n;
     if (r.transition !== null) kinds.add(r.transition);
   }
+  return { unitCount, transitions: orderedTransitions(kinds, rows.some((r) => r.revise)) };
+}
+
+/**
+ * The same scope as planScope, read from the change set's summary instead of
+ * counted from the items: cutplan writes unit_count and by_transition (whose
+ * keys are the items' transitions, plus `revise` for any revision) from the
+ * items, in the plan's own transaction. The approval path reads it on every
+ * POST and gate wake, where counting a million items took 0.5 s each time;
+ * execute still counts the items themselves, so a summary that disagreed with
+ * them would be refused there.
+ */
+export function scopeOfSummary(unitCount: number, byTransition: Record<string, number>): PlanScope {
+  const kinds = new Set(Object.keys(byTransition));
+  const revise = kinds.delete('revise');
+  return { unitCount, transitions: orderedTransitions(kinds, revise) };
+}
+
+/** Transitions in code-point order, `revise` last: the order signers and refusals see. */
+function orderedTransitions(kinds: Set<string>, revise: boolean): string[] {
   const transitions = [...kinds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  if (rows.some((r) => r.revise)) transitions.push('revise');
-  return { unitCount, transitions };
+  if (revise) transitions.push('revise');
+  return transitions;
 }
 
 /** Refuses a plan larger than, or with transitions outside, an allowance. */

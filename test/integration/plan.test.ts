@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadGateRun } from '../../shared/approval/binding.js';
 import { withTransaction } from '../../shared/db/pool.js';
+import { planScope, scopeOfSummary } from '../../shared/execute/authority.js';
 import { buildPlan, type PlanSummary } from '../../shared/plan/build.js';
 import { planSha256, recomputePlanSha256, type PlanItemFields } from '../../shared/plan/hash.js';
 import { stageSnapshot } from '../../shared/snapshot/stage.js';
@@ -124,6 +126,11 @@ describe('the plan: every op and transition kind', () => {
     // Stored with the set: the summary and the hash of exactly these items.
     const set = await db.pool.query('SELECT plan_sha256, unit_count, by_op, by_transition, status FROM cutter_governance.cut_change_set WHERE run_id = $1', [runId]);
     expect(set.rows[0]).toEqual({ ...summary, status: 'planned' });
+    // The approval path reads the scope from that summary, execute counts it from the items: the same scope.
+    const fromItems = await planScope(db.pool, runId);
+    expect(fromItems).toEqual({ unitCount: 7, transitions: ['draft->enacted', 'draft->retired', 'enacted->retired', 'new->draft', 'new->enacted', 'revise'] });
+    expect(scopeOfSummary(summary.unit_count, summary.by_transition)).toEqual(fromItems);
+    expect((await loadGateRun(db.pool, runId))?.scope).toEqual(fromItems);
   });
 
   it('building the plan again returns the same plan and writes nothing more', async () => {
