@@ -6,8 +6,9 @@ import { BackupRunnerError } from './errors.js';
 import { FINGERPRINT_METHOD, fingerprintTables, type FingerprintPacing, type TableFingerprint } from './fingerprint.js';
 import { packetRecipients } from './gpg.js';
 import { MANIFEST_FORMAT, manifestPathFor, syncDirectory, writeFileAtomic, type BackupManifest } from './manifest.js';
+import { recipientKeyIds } from './packets.js';
 import { dumpEncrypted, LOCK_WAIT_SECONDS } from './pgdump.js';
-import { connect, databaseName, pgToolVersion, serverMajor, serverOf, type ToolVersion } from './pgtools.js';
+import { connect, databaseName, pgToolVersion, runningPgDumpVersion, serverMajor, serverOf, type ToolVersion } from './pgtools.js';
 import { lastLines } from './proc.js';
 import { checkRecipient, type RecipientKey } from './recipient.js';
 import type { BackupSpec } from './spec.js';
@@ -67,18 +68,27 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
   const written: string[] = [];
   try {
     const server = await exportSnapshot(client);
-    const checksStarted = () => (checks ??= startChecks(spec, server, () => stop.abort()));
+    // pg_dump's version is asked of the binary it runs once it streams (Debian's
+    // wrapper has exec'd it by then), or of PATH if it never got that far.
+    let markStreaming: () => void = () => undefined;
+    const streaming = new Promise<void>((resolve) => (markStreaming = resolve));
+    const checksStarted = (dumpPid?: number) =>
+      (checks ??= startChecks(spec, server, () => stop.abort(), async () => {
+        await streaming;
+        return (dumpPid !== undefined ? await runningPgDumpVersion(dumpPid) : undefined) ?? (await pgToolVersion('pg_dump'));
+      }));
     const file = join(spec.outDir, backupFileName(server.db, startedUtc, options.runId));
     const partial = join(spec.outDir, `.${basename(file)}.partial`);
     out = await openPartial(partial);
     written.push(partial);
 
-    // Both start once the first ciphertext arrives, i.e. once pg_dump has read
-    // the catalog and streams data: they then use the core pg_dump's zlib does
-    // not, instead of slowing pg_dump's start. The session key packet is at
-    // the head of the stream, so its listing needs no more than that.
+    // The fingerprints start once the first ciphertext arrives, i.e. once
+    // pg_dump has read the catalog and streams data: they then use the core
+    // pg_dump's zlib does not, instead of slowing pg_dump's start. The session
+    // key packets are at the head of the stream, so it is kept for the check
+    // of the recipient.
     let fingerprints: Promise<TableFingerprint[]> | undefined;
-    let listing: ReturnType<typeof packetRecipients> | undefined;
+    let head: Buffer | undefined;
     let markDumpEnded: () => void = () => undefined;
     const dumpEnded = new Promise<void>((resolve) => (markDumpEnded = resolve));
     let lastReport = 0;
@@ -90,12 +100,12 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
       out,
       signal: stop.signal,
       onSpawned: checksStarted,
-      onHead: (head) => {
+      onHead: (first) => {
+        head = first;
+        markStreaming();
         fingerprints = fingerprintInSnapshot(client, { duty: FINGERPRINT_DUTY, until: dumpEnded });
-        listing = packetRecipients(spec.gnupgHome, { head });
-        // A failed dump is reported at once; these outcomes no longer matter then.
+        // A failed dump is reported at once; this outcome no longer matters then.
         fingerprints.catch(() => undefined);
-        listing.catch(() => undefined);
       },
       onBytes: (bytes) => {
         const now = Date.now();
@@ -105,11 +115,15 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
         }
       },
     })
+      // First, so the version check (which waits for streaming) can settle before the failure is explained.
+      .finally(() => {
+        markStreaming();
+        markDumpEnded();
+      })
       .catch(async (err: unknown) => {
         // A failed check explains a dump it stopped (or made fail) better than the dump's own error.
         throw (await checks?.failure()) ?? err;
-      })
-      .finally(() => markDumpEnded());
+      });
     // Durable before it is renamed into place: a crash must not leave a named backup with holes.
     await out.sync();
     await out.close();
@@ -124,11 +138,10 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
     }
 
     // Record the subkey the packets actually name, and refuse a file that names any other.
-    const packets = await (listing ?? packetRecipients(spec.gnupgHome, { file: partial }));
-    if (!packets.ok) throw new BackupRunnerError('GPG_FAILED', `cannot list the packets of the new file: ${lastLines(packets.stderr)}`);
-    const [subkeyId] = packets.keyIds;
-    if (packets.keyIds.length !== 1 || subkeyId === undefined || !key.encryptionKeyIds.includes(subkeyId)) {
-      throw new BackupRunnerError('GPG_FAILED', `the new file is encrypted to ${packets.keyIds.join(', ')}, not to a subkey of ${spec.recipientFpr}`);
+    const keyIds = (head && recipientKeyIds(head)) ?? (await listedRecipients(spec.gnupgHome, partial));
+    const [subkeyId] = keyIds;
+    if (keyIds.length !== 1 || subkeyId === undefined || !key.encryptionKeyIds.includes(subkeyId)) {
+      throw new BackupRunnerError('GPG_FAILED', `the new file is encrypted to ${keyIds.join(', ')}, not to a subkey of ${spec.recipientFpr}`);
     }
     if (stop.signal.aborted) throw new BackupRunnerError('BACKUP_ABORTED', 'the backup was aborted');
 
@@ -185,12 +198,17 @@ interface Checks {
  * pg_dump's version against the server's, checked in the background. A failure
  * calls onFailure at once, so the dump stops early.
  */
-function startChecks(spec: BackupSpec, server: ServerInfo, onFailure: () => void): Checks {
+function startChecks(
+  spec: BackupSpec,
+  server: ServerInfo,
+  onFailure: () => void,
+  dumpVersion: () => Promise<ToolVersion | undefined>,
+): Checks {
   const recipient = checkRecipient(spec.gnupgHome, spec.recipientFpr, { trial: false }).then((r) => {
     if (!r.ok) throw new BackupRunnerError(r.code, r.what);
     return r.key;
   });
-  const dumpTool = pgToolVersion('pg_dump').then((v) => {
+  const dumpTool = dumpVersion().then((v) => {
     if (!v) throw new BackupRunnerError('PG_DUMP_MISSING', 'pg_dump is not on PATH (or does not run)');
     const major = serverMajor(server.num);
     if (v.major < major) {
@@ -253,6 +271,13 @@ async function fingerprintInSnapshot(client: pg.Client, pacing?: FingerprintPaci
     await client.query('ROLLBACK TO SAVEPOINT cutter_fingerprint').catch(() => undefined);
     throw err;
   }
+}
+
+/** The session key recipients of a file as gpg lists them: for a head this process could not read. */
+async function listedRecipients(gnupgHome: string | undefined, file: string): Promise<string[]> {
+  const packets = await packetRecipients(gnupgHome, { file });
+  if (!packets.ok) throw new BackupRunnerError('GPG_FAILED', `cannot list the packets of the new file: ${lastLines(packets.stderr)}`);
+  return packets.keyIds;
 }
 
 /** Everything leaving createBackup is a BackupRunnerError with a code. */

@@ -38,8 +38,8 @@ export interface DumpStreamInput {
   gnupgHome: string | undefined;
   /** The open, empty temporary file the ciphertext goes to. */
   out: FileHandle;
-  /** Called once pg_dump and gpg have both been started. */
-  onSpawned: () => void;
+  /** Called once pg_dump and gpg have both been started, with pg_dump's pid (undefined if it did not start). */
+  onSpawned: (dumpPid: number | undefined) => void;
   onBytes: (bytes: number) => void;
   /** Called once with the first HEAD_BYTES of ciphertext (or all of it, if less), while the rest still flows. */
   onHead: (head: Buffer) => void;
@@ -90,7 +90,7 @@ export async function dumpEncrypted(input: DumpStreamInput): Promise<DumpStreamR
   const dumpStderr = collectStderr(dump);
   // Our copy of the write end must close, or gpg would never see the end of the dump.
   gpgIn.destroy();
-  input.onSpawned();
+  input.onSpawned(dump.pid);
 
   let killed = false;
   const stopAll = () => {

@@ -1,3 +1,5 @@
+import { readlink, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import pg from 'pg';
 import { runTool } from './proc.js';
 
@@ -14,12 +16,37 @@ export interface ToolVersion {
 }
 
 /** `pg_dump --version` (or pg_restore) parsed; undefined when it is not on PATH or does not run. */
-export async function pgToolVersion(tool: 'pg_dump' | 'pg_restore'): Promise<ToolVersion | undefined> {
+export async function pgToolVersion(tool: string): Promise<ToolVersion | undefined> {
   const result = await runTool(tool, ['--version'], { timeoutMs: 15_000 });
   if (result.missing || result.code !== 0) return undefined;
   const match = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?\S*/.exec(result.stdout);
   if (!match) return undefined;
   return { version: match[0].replace(/^\(PostgreSQL\)\s+/, ''), major: Number(match[1]) };
+}
+
+/** Versions of binaries by path, kept while the file is the same one (inode, size, mtime). */
+const binaryVersions = new Map<string, { stamp: string; version: ToolVersion }>();
+
+/**
+ * The version of the pg_dump a running process is, asked of the executable
+ * the kernel says it runs (/proc/PID/exe). On Debian `pg_dump` is pg_wrapper,
+ * a Perl script that picks a version and execs its binary: asking the wrapper
+ * costs ~50 ms of CPU beside the dump, asking the binary itself ~15 ms, and
+ * only once while that file stays the same. Undefined when the process is
+ * gone, is not (yet) a pg_dump binary, or the system has no /proc: the caller
+ * asks `pg_dump --version` instead.
+ */
+export async function runningPgDumpVersion(pid: number): Promise<ToolVersion | undefined> {
+  const exe = await readlink(`/proc/${pid}/exe`).catch(() => undefined);
+  if (exe === undefined || basename(exe) !== 'pg_dump') return undefined;
+  const file = await stat(exe).catch(() => undefined);
+  if (!file) return undefined;
+  const stamp = `${file.ino}:${file.size}:${file.mtimeMs}`;
+  const known = binaryVersions.get(exe);
+  if (known?.stamp === stamp) return known.version;
+  const version = await pgToolVersion(exe);
+  if (version) binaryVersions.set(exe, { stamp, version });
+  return version;
 }
 
 /** The URL without its password, and the environment that carries the password instead. */

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -158,7 +159,10 @@ describe('cutter backup create', () => {
       dump_format: 'custom',
     });
     expect(manifest.server_version).toMatch(/^\d+/);
+    // The version of the pg_dump that ran, as `pg_dump --version` on PATH tells it.
+    const onPath = /\(PostgreSQL\)\s+(\S+)/.exec(execFileSync('pg_dump', ['--version'], { encoding: 'utf8' }))?.[1];
     expect(manifest.pg_dump_version).toMatch(/^\d+\.\d+/);
+    expect(manifest.pg_dump_version).toBe(onPath);
     expect(Date.parse(manifest.finished_utc)).toBeGreaterThanOrEqual(Date.parse(manifest.started_utc));
     const rows = Object.fromEntries(manifest.tables.map((t) => [t.name, t.rows]));
     expect(rows).toMatchObject({ 'public.information_unit': 158, 'public.unit_version': 158, 'public.backup_test_filler': 40000 });

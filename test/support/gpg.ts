@@ -31,6 +31,8 @@ export interface TestKeyOptions {
   revoked?: boolean;
   /** A signing-only key: no encryption subkey. */
   noEncryptionSubkey?: boolean;
+  /** RSA-2048 primary and subkey instead of ed25519 + cv25519. */
+  algorithm?: 'rsa2048';
 }
 
 function gpg(home: string, args: string[], input?: string | Buffer): string {
@@ -63,19 +65,20 @@ function keyIds(home: string, fpr: string): { fpr: string; sub: string | undefin
   return { fpr, sub: sub?.[4]?.toUpperCase() };
 }
 
-/** A fresh key pair (ed25519 primary + cv25519 encryption subkey unless told otherwise). */
+/** A fresh key pair (ed25519 primary + cv25519 encryption subkey, or RSA-2048 both, unless told otherwise). */
 export function createTestKey(options: TestKeyOptions = {}): TestKeyring {
   const dir = newHome();
   const { home } = dir;
   const time = options.expired ? ['--faked-system-time', '20200101T000000'] : [];
-  gpg(home, [...time, '--passphrase', '', '--quick-gen-key', 'cutter test <t@example.invalid>', 'ed25519', 'sign', '1d']);
+  const rsa = options.algorithm === 'rsa2048';
+  gpg(home, [...time, '--passphrase', '', '--quick-gen-key', 'cutter test <t@example.invalid>', rsa ? 'rsa2048' : 'ed25519', 'sign', '1d']);
   const fpr = gpg(home, ['--with-colons', '--list-keys'])
     .split('\n')
     .find((l) => l.startsWith('fpr:'))
     ?.split(':')[9]
     ?.toUpperCase();
   if (!fpr) throw new Error('gpg made no key');
-  if (!options.noEncryptionSubkey) gpg(home, [...time, '--passphrase', '', '--quick-add-key', fpr, 'cv25519', 'encr', '1d']);
+  if (!options.noEncryptionSubkey) gpg(home, [...time, '--passphrase', '', '--quick-add-key', fpr, rsa ? 'rsa2048' : 'cv25519', 'encr', '1d']);
   if (options.revoked) {
     // gpg stores a revocation certificate at creation; its armour line is escaped with ':' against accidents.
     const cert = readFileSync(join(home, 'openpgp-revocs.d', `${fpr}.rev`), 'utf8').replace(/^:-----BEGIN/m, '-----BEGIN');
