@@ -47,13 +47,13 @@ export function renderMarkdown(figures: Figure[], command: string): string {
       `${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}.`,
     `Versions: node ${process.version}; ${versionOf('psql', ['--version'])}; ${versionOf('redis-server', ['--version'])}; ${versionOf('gpg', ['--version'])}.`,
     '',
-    'Each figure is measured beside its floor in the same run; ratio = cutter ÷ floor (lower is better).',
+    'Each figure is measured beside its floor in the same run; ratio = cutter ÷ floor (lower is better), to three decimals so a ratio just over its goal does not print as the goal.',
     '',
     '| figure | cutter | floor (same run) | ratio | goal | met |',
     '|---|---|---|---|---|---|',
     ...figures.map(
       (f) =>
-        `| ${f.name} | ${f.value} | ${f.floor} | ${f.ratio === null ? '—' : f.ratio.toFixed(2)} | ${f.goal} | ${
+        `| ${f.name} | ${f.value} | ${f.floor} | ${f.ratio === null ? '—' : f.ratio.toFixed(3)} | ${f.goal} | ${
           f.met === null ? '—' : f.met ? 'yes' : 'no'
         } |`,
     ),
