@@ -7,7 +7,7 @@ import { FINGERPRINT_METHOD, fingerprintTables, type FingerprintPacing, type Tab
 import { packetRecipients } from './gpg.js';
 import { MANIFEST_FORMAT, manifestPathFor, syncDirectory, writeFileAtomic, type BackupManifest } from './manifest.js';
 import { recipientKeyIds } from './packets.js';
-import { dumpEncrypted, LOCK_WAIT_SECONDS } from './pgdump.js';
+import { COMPRESSION_NOTE, dumpEncrypted, LOCK_WAIT_SECONDS } from './pgdump.js';
 import { connect, databaseName, pgToolVersion, runningPgDumpVersion, serverMajor, serverOf, type ToolVersion } from './pgtools.js';
 import { lastLines } from './proc.js';
 import { checkRecipient, type RecipientKey } from './recipient.js';
@@ -159,7 +159,7 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
       server_version: server.version,
       pg_dump_version: dumpTool.version,
       dump_format: 'custom',
-      compression: 'pg_dump zlib (default level); gpg none',
+      compression: COMPRESSION_NOTE,
       recipient_fpr: spec.recipientFpr,
       encryption_subkey_id: subkeyId,
       bytes: streamed.bytes,

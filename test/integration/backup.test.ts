@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackup } from '../../shared/backup/create.js';
@@ -171,6 +171,17 @@ describe('cutter backup create', () => {
     expect(hashes).toMatchObject({ 'public.backup_test_filler': 'text', 'public.unit_version': 'record' });
     // No password, ever: the manifest names the database, not the URL.
     expect(JSON.stringify(manifest)).not.toContain('postgres://');
+  });
+
+  it('the dump inside is pg_dump custom format at zlib level 1, as the manifest says', () => {
+    // pg_restore --list stops after the table of contents, so it reads a file, not a pipe it would leave half read.
+    const plain = join(mkdtempSync(join(tmpdir(), 'cutter-plain-')), 'dump');
+    dirs.push(dirname(plain));
+    execFileSync('gpg', ['--batch', '--no-tty', '--homedir', key.home, '--output', plain, '--decrypt', backupFile], { stdio: 'ignore' });
+    const toc = execFileSync('pg_restore', ['--list', plain], { encoding: 'utf8' });
+    expect(toc).toMatch(/^;\s+Format: CUSTOM$/m);
+    expect(toc).toMatch(/^;\s+Compression: 1$/m);
+    expect(manifest.compression).toBe('pg_dump zlib level 1; gpg none');
   });
 
   it('the file is OpenPGP ciphertext for the recipient, not a dump: it starts with a session key packet, never PGDMP', () => {
