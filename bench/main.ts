@@ -1,4 +1,5 @@
 import { renderMarkdown, writeBenchmarks, type Bench, type Figure } from './harness.js';
+import { settleServer } from './figures/seed.js';
 import { BENCHES } from './registry.js';
 
 /** `npm run bench [-- --quick] [-- --only name]`: every figure beside its floor, into BENCHMARKS.md. */
@@ -10,7 +11,8 @@ async function main(): Promise<void> {
   const selected: Bench[] = BENCHES.filter((b) => only === undefined || b.name === only);
   const figures: Figure[] = [];
   for (const bench of selected) {
-    process.stderr.write(`bench: ${bench.name}${quick ? ' (quick)' : ''}\n`);
+    const { waitedMs } = await settleServer();
+    process.stderr.write(`bench: ${bench.name}${quick ? ' (quick)' : ''} (server settled in ${waitedMs} ms)\n`);
     figures.push(...(await bench.run({ quick, log: (line) => process.stderr.write(`  ${line}\n`) })));
   }
   const markdown = renderMarkdown(figures, `npm run bench${quick ? ' -- --quick' : ''}`);

@@ -22,6 +22,33 @@ export async function dropScratch(url: string): Promise<void> {
 }
 
 /**
+ * Leaves the server as a figure found it quiet: the previous figure's dirty
+ * pages written out (CHECKPOINT) and its autovacuum work finished, waiting at
+ * most maxWaitMs. Without it a figure after a million-row one (the dry run
+ * after the snapshot plan) pays for that figure's writes while its floor,
+ * which may not touch PostgreSQL at all, does not.
+ */
+export async function settleServer(maxWaitMs = 60_000): Promise<{ waitedMs: number }> {
+  const { maintenanceUrl } = splitDatabaseUrl(config().DATABASE_URL);
+  const client = new pg.Client({ connectionString: maintenanceUrl });
+  await client.connect();
+  const start = Date.now();
+  try {
+    await client.query('CHECKPOINT');
+    for (;;) {
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'",
+      );
+      if ((rows[0]?.n ?? 0) === 0 || Date.now() - start >= maxWaitMs) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    await client.end();
+  }
+  return { waitedMs: Date.now() - start };
+}
+
+/**
  * Migrate + seed of the demo corpus beside the floor of a bare CREATE DATABASE
  * + one INSERT of 158 rows: what the schema, constraints and audit cost.
  */
