@@ -12,6 +12,13 @@
 --   '^[R]{m,n}$'              = '^[R]*$' and m to n characters
 -- (test/integration/format-checks.test.ts holds each pair equal).
 -- The constraint names stay, so errors read as before.
+--
+-- The hex rule is written out in each CHECK on purpose, not put in one
+-- function: a CHECK runs with the inserting role's privileges, and `cutter db
+-- migrate` takes EXECUTE on the governed schemas' functions from PUBLIC, so
+-- the exec role (which writes execution_ledger) could not call it. Granting
+-- it would widen the least-privilege matrix the grant probe holds exact.
+-- (Tried: the live run failed closed with "permission denied for function".)
 
 ALTER TABLE public.information_unit
   DROP CONSTRAINT information_unit_corpus_check,
