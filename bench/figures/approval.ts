@@ -1,19 +1,13 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FlowProducer, Queue, Worker, type Job } from 'bullmq';
-import express from 'express';
-import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { startBoardServer } from '../../board/server.js';
 import { serialiseApprovalDocument } from '../../shared/approval/document.js';
 import { buildDocument, generateSovereignKey, readPrivateKey, signDocument } from '../../shared/approval/sign.js';
-import { config, parseConfig, type Config } from '../../shared/config.js';
+import { config, parseConfig } from '../../shared/config.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
 import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
@@ -22,7 +16,9 @@ import { createRedis } from '../../shared/redis.js';
 import { phaseRunner } from '../../workers/phase-runner.js';
 import { processApprovalGate } from '../../workers/approval-gate/process.js';
 import type { Bench, Figure } from '../harness.js';
+import { connection, disconnectAll, post, summary, throughput, untilDelayed, WARMUP_REQUESTS, WINDOW_MS, type Harness, type Measured } from '../support/approval-harness.js';
 import { obliterateQueues, phaseSeconds } from '../support/live-run.js';
+import { floorQueues, measureFloor } from './approval-floor.js';
 import { dropScratch, scratchUrl } from './seed.js';
 
 /**
@@ -37,27 +33,6 @@ import { dropScratch, scratchUrl } from './seed.js';
  */
 
 const silent = pino({ level: 'silent' });
-const WINDOW_MS = 3600_000;
-
-/** Worker connections this bench opens; BullMQ leaves a connection it was given open on close. */
-const connections: Redis[] = [];
-function connection(cfg: Config): Redis {
-  const c = createRedis(cfg.REDIS_URL, 'worker');
-  connections.push(c);
-  return c;
-}
-function disconnectAll(): void {
-  for (const c of connections.splice(0)) c.disconnect();
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
-}
-
-function summary(ms: number[]): { median: number; p95: number } {
-  const sorted = [...ms].sort((a, b) => a - b);
-  return { median: percentile(sorted, 0.5), p95: percentile(sorted, 0.95) };
-}
 
 /** A run paused at SG_1 as cutplan leaves it: run row, change set, completed cutplan phase. */
 async function insertPausedRun(pool: Pool, runId: string, planSha256: string): Promise<void> {
@@ -75,56 +50,6 @@ async function insertPausedRun(pool: Pool, runId: string, planSha256: string): P
     `INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at) VALUES ($1, 'cutplan', 'completed', now())`,
     [runId],
   );
-}
-
-async function post(url: string, body: string): Promise<number> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  await res.arrayBuffer();
-  return res.status;
-}
-
-/** Waits (bounded) for a job to reach `delayed`. */
-async function untilDelayed(queue: Queue, id: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if ((await queue.getJob(id).then((j) => j?.getState())) === 'delayed') return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`job ${id} never became delayed`);
-}
-
-/** Runs `count` POSTs of body, `concurrency` at a time, from a client process of its own; returns requests per second. */
-async function throughput(url: string, body: string, count: number, concurrency: number, expectStatus: number): Promise<number> {
-  const script = fileURLToPath(new URL('../support/load.js', import.meta.url));
-  const child = spawn(process.execPath, [script, url, String(count), String(concurrency), String(expectStatus)], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  child.stdin.end(body);
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`load generator failed (${String(code)}): ${err}`);
-  return (JSON.parse(out) as { perS: number }).perS;
-}
-
-/** Per run: POST → next job active (ms), and POST → its answer (ms). */
-interface Measured {
-  ms: number[];
-  answered: number[];
-  refusedPerS: number;
-}
-
-/** The floor also times its one INSERT (a statement and its commit), the unit cutter's extra statements are counted in. */
-interface FloorMeasured extends Measured {
-  insertMs: number[];
-}
-
-interface Harness {
-  cfg: Config;
-  pool: Pool;
-  prefix: string;
-  dir: string;
-  close: () => Promise<void>;
 }
 
 async function setUp(): Promise<Harness> {
@@ -152,7 +77,7 @@ async function setUp(): Promise<Harness> {
     close: async () => {
       await pool.end();
       const redis = createRedis(cfg.REDIS_URL);
-      await obliterateQueues(redis, prefix, [...PHASES, 'floor-gate', 'floor-next']);
+      await obliterateQueues(redis, prefix, [...PHASES, ...floorQueues('floor'), ...floorQueues('gate-bound')]);
       redis.disconnect();
       await dropScratch(url);
       rmSync(dir, { recursive: true, force: true });
@@ -161,7 +86,7 @@ async function setUp(): Promise<Harness> {
 }
 
 /** cutter: the real endpoint, release and gate; the execute stub marks when it becomes active. */
-async function measureCutter(h: Harness, runs: number, log: (line: string) => void): Promise<Measured & { gatePhase: number[] }> {
+async function measureCutter(h: Harness, runs: number, log: (line: string) => void): Promise<Measured & { gatePhase: number[]; refusedPerS: number }> {
   const key = generateSovereignKey();
   mkdirSync(join(h.dir, 'public'), { recursive: true });
   writeFileSync(join(h.dir, 'public', 'bench-sovereign.pem'), key.publicPem);
@@ -244,67 +169,6 @@ async function measureCutter(h: Harness, runs: number, log: (line: string) => vo
   }
 }
 
-/** The floor: insert one row, promote a delayed job; time to its parent becoming active. */
-async function measureFloor(h: Harness, runs: number, body: string): Promise<FloorMeasured> {
-  await h.pool.query('CREATE TABLE IF NOT EXISTS bench_floor (id text PRIMARY KEY, body text NOT NULL)');
-  const insertMs: number[] = [];
-  const redis = createRedis(h.cfg.REDIS_URL, 'worker');
-  const gate = new Queue('floor-gate', { connection: redis, prefix: h.prefix });
-  const app = express();
-  app.post('/floor/:id', express.json({ limit: 16 * 1024 }), async (req, res) => {
-    const id = String(req.params['id']);
-    const t = performance.now();
-    await h.pool.query('INSERT INTO bench_floor (id, body) VALUES ($1, $2)', [id, JSON.stringify(req.body)]);
-    insertMs.push(performance.now() - t);
-    await (await gate.getJob(`${id}.gate`))?.promote();
-    res.status(201).json({ ok: true });
-  });
-  app.post('/refuse', express.json({ limit: 16 * 1024 }), (_req, res) => {
-    res.status(403).json({ error: { code: 'NO', message: 'no' } });
-  });
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const active = new Map<string, (t: number) => void>();
-  const workers = [
-    new Worker('floor-gate', () => Promise.resolve({}), { connection: connection(h.cfg), prefix: h.prefix }),
-    new Worker('floor-next', (job: Job<{ id: string }>) => {
-      active.get(job.data.id)?.(performance.now());
-      return Promise.resolve({});
-    }, { connection: connection(h.cfg), prefix: h.prefix }),
-  ];
-  await Promise.all(workers.map((w) => w.waitUntilReady()));
-  const flows = new FlowProducer({ connection: redis, prefix: h.prefix });
-  const ms: number[] = [];
-  const answered: number[] = [];
-  try {
-    for (let i = 0; i < runs; i += 1) {
-      const id = `floor-${process.pid}-${i}`;
-      await flows.add({
-        name: 'next', queueName: 'floor-next', data: { id }, opts: { jobId: `${id}.next` },
-        children: [{ name: 'gate', queueName: 'floor-gate', data: { id }, opts: { jobId: `${id}.gate`, delay: WINDOW_MS } }],
-      });
-      await untilDelayed(gate, `${id}.gate`);
-      const became = new Promise<number>((resolve) => active.set(id, resolve));
-      const t0 = performance.now();
-      if ((await post(`${base}/floor/${id}`, body)) !== 201) throw new Error('floor refused');
-      answered.push(performance.now() - t0);
-      ms.push((await became) - t0);
-    }
-    const refusedPerS = await throughput(`${base}/refuse`, body, runs * 40, 16, 403);
-    return { ms, answered, insertMs, refusedPerS };
-  } finally {
-    await flows.close();
-    await Promise.all(workers.map((w) => w.close()));
-    await gate.close();
-    redis.disconnect();
-    disconnectAll();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-
 /** The approval latency and refusal throughput figures, each beside its floor. */
 export const approvalBench: Bench = {
   name: 'approval',
@@ -315,9 +179,12 @@ export const approvalBench: Bench = {
       const cutter = await measureCutter(h, runs, log);
       // The floor posts a body of the same size as an envelope.
       const body = JSON.stringify({ document: 'x'.repeat(330), signature: 'y'.repeat(88), key_id: '0123456789abcdef' });
-      const floor = await measureFloor(h, runs, body);
+      const floor = await measureFloor(h, runs, body, 'floor');
+      const bound = await measureFloor(h, runs, body, 'gate-bound');
       const c = summary(cutter.ms);
       const f = summary(floor.ms);
+      const b = summary(bound.ms);
+      const floorRefusedPerS = floor.refusedPerS ?? Number.NaN;
       const insert = summary(floor.insertMs).median;
       const cAnswer = summary(cutter.answered).median;
       const fAnswer = summary(floor.answered).median;
@@ -334,7 +201,8 @@ export const approvalBench: Bench = {
         'and five signature verifications (the new one, then both stored approvals at the release and again in the gate). ' +
         'The rest is the same BullMQ hand-offs the floor makes.';
       log(`cutter median ${c.median.toFixed(1)} ms p95 ${c.p95.toFixed(1)} ms; floor median ${f.median.toFixed(1)} ms p95 ${f.p95.toFixed(1)} ms`);
-      log(`refused ${cutter.refusedPerS.toFixed(0)}/s; floor ${floor.refusedPerS.toFixed(0)}/s`);
+      log(`gate bound median ${b.median.toFixed(1)} ms p95 ${b.p95.toFixed(1)} ms`);
+      log(`refused ${cutter.refusedPerS.toFixed(0)}/s; floor ${floorRefusedPerS.toFixed(0)}/s`);
       return [
         {
           name: `approval → next job active (median, p95 over ${runs} runs)`,
@@ -350,14 +218,28 @@ export const approvalBench: Bench = {
             gap,
         },
         {
+          name: `approval path with only what DESIGN adds to the floor (median, p95 over ${runs} runs)`,
+          value: `${b.median.toFixed(1)} ms, p95 ${b.p95.toFixed(1)} ms`,
+          floor: `${f.median.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms (the same bare floor)`,
+          ratio: b.median / f.median,
+          goal: 'reported (bound under the row above)',
+          met: null,
+          notes:
+            'The floor\'s path plus the work DESIGN §3 puts between the POST and execute: the gate\'s job reads the stored row back from ' +
+            'PostgreSQL and writes its consumption (one read, one committed INSERT) before the next job may run. Nothing else: no signature, ' +
+            'no audit row, no checks. It shows the 1.5× goal is not out of reach for the path itself; what separates cutter from this row is ' +
+            'its own work, listed in the row above.',
+        },
+        {
           name: 'invalid approvals refused (forged signature, 16 concurrent clients)',
           value: `${cutter.refusedPerS.toFixed(0)} req/s`,
-          floor: `${floor.refusedPerS.toFixed(0)} req/s (bare express: parse JSON, answer 403)`,
-          ratio: floor.refusedPerS / cutter.refusedPerS,
+          floor: `${floorRefusedPerS.toFixed(0)} req/s (bare express: parse JSON, answer 403)`,
+          ratio: floorRefusedPerS / cutter.refusedPerS,
           goal: '≥ 1,000/s',
           met: cutter.refusedPerS >= 1000,
           notes:
-            '16 concurrent loopback clients in a process of their own (so they do not share the server\'s event loop), on the same 2 cores as the server. ' +
+            '16 concurrent loopback clients in a process of their own (so they do not share the server\'s event loop), on the same 2 cores as the server; ' +
+            `timed after ${WARMUP_REQUESTS.toLocaleString('en')} untimed requests on each side, so the rate is the steady one, not that of code still being compiled. ` +
             'The rate limit (60/min per address by default) is raised for this measurement; in service it answers 429 long before these rates.',
         },
       ];

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { backupSpecFrom } from '../../shared/backup/spec.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool } from '../../shared/db/pool.js';
 import { timed, type Bench } from '../harness.js';
+import { FLOOR_PIPELINE, SAME_SETTINGS_PIPELINE, shellPipeline } from '../support/shell-pipeline.js';
 import { dropScratch, scratchUrl } from './seed.js';
 
 /**
@@ -63,24 +64,6 @@ async function seedUnits(url: string, units: number): Promise<void> {
   } finally {
     await pool.end();
   }
-}
-
-/** The floor exactly as an operator would write it (a shell is the point here; no input reaches it but our own paths). */
-const FLOOR_PIPELINE = 'pg_dump -Fc "$1" | gpg --encrypt -r "$2" > "$3"';
-/** The same pipeline with cutter's compression settings, to show what cutter's own checks cost at equal compression work. */
-const SAME_SETTINGS_PIPELINE = `pg_dump -Fc --compress=${DUMP_COMPRESS_LEVEL} "$1" | gpg --compress-algo none --encrypt -r "$2" > "$3"`;
-
-function shellPipeline(script: string, url: string, fpr: string, home: string, file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', script, 'sh', url, fpr, file], {
-      env: { ...process.env, GNUPGHOME: home },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`shell pipeline exit ${String(code)}: ${stderr}`))));
-  });
 }
 
 const median = (xs: number[]) => {

@@ -1,0 +1,100 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FlowProducer, Queue, Worker, type Job } from 'bullmq';
+import express from 'express';
+import { createRedis } from '../../shared/redis.js';
+import { connection, disconnectAll, post, throughput, untilDelayed, WINDOW_MS, type Harness, type Measured } from '../support/approval-harness.js';
+
+/**
+ * The approval figure's floor (issue 7): a bare express handler that inserts
+ * one row and promotes a delayed job, timed to the next job (its parent)
+ * becoming active. And, as a bound, the same path with the one thing DESIGN
+ * adds to it: the gate's job reads the stored row back and writes its
+ * consumption (one read, one committed write) before the next job may run.
+ */
+
+export type FloorVariant = 'floor' | 'gate-bound';
+
+export interface FloorMeasured extends Measured {
+  /** The handler's one INSERT, a statement and its commit: the unit cutter's extra statements are counted in. */
+  insertMs: number[];
+  /** Refusals per second of a bare handler that parses the JSON and answers 403 (floor only). */
+  refusedPerS: number | null;
+}
+
+/** The queues each variant uses, so the bench can remove them afterwards. */
+export function floorQueues(variant: FloorVariant): [string, string] {
+  return [`${variant}-gate`, `${variant}-next`];
+}
+
+/** Measures one variant over `runs` POSTs of body. */
+export async function measureFloor(h: Harness, runs: number, body: string, variant: FloorVariant): Promise<FloorMeasured> {
+  await h.pool.query('CREATE TABLE IF NOT EXISTS bench_floor (id text PRIMARY KEY, body text NOT NULL)');
+  await h.pool.query('CREATE TABLE IF NOT EXISTS bench_floor_consumed (id text PRIMARY KEY REFERENCES bench_floor (id))');
+  const [gateName, nextName] = floorQueues(variant);
+  const insertMs: number[] = [];
+  const redis = createRedis(h.cfg.REDIS_URL, 'worker');
+  const gate = new Queue(gateName, { connection: redis, prefix: h.prefix });
+  const app = express();
+  app.post('/floor/:id', express.json({ limit: 16 * 1024 }), async (req, res) => {
+    const id = String(req.params['id']);
+    const t = performance.now();
+    await h.pool.query('INSERT INTO bench_floor (id, body) VALUES ($1, $2)', [id, JSON.stringify(req.body)]);
+    insertMs.push(performance.now() - t);
+    await (await gate.getJob(`${id}.gate`))?.promote();
+    res.status(201).json({ ok: true });
+  });
+  app.post('/refuse', express.json({ limit: 16 * 1024 }), (_req, res) => {
+    res.status(403).json({ error: { code: 'NO', message: 'no' } });
+  });
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const active = new Map<string, (t: number) => void>();
+  const gateWork =
+    variant === 'floor'
+      ? () => Promise.resolve({})
+      : async (job: Job<{ id: string }>) => {
+          // The re-read from Postgres and the consumption, each a round trip; the write waits for its commit's WAL flush.
+          await h.pool.query('SELECT body FROM bench_floor WHERE id = $1', [job.data.id]);
+          await h.pool.query('INSERT INTO bench_floor_consumed (id) VALUES ($1)', [job.data.id]);
+          return {};
+        };
+  const workers = [
+    new Worker(gateName, gateWork, { connection: connection(h.cfg), prefix: h.prefix }),
+    new Worker(nextName, (job: Job<{ id: string }>) => {
+      active.get(job.data.id)?.(performance.now());
+      return Promise.resolve({});
+    }, { connection: connection(h.cfg), prefix: h.prefix }),
+  ];
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  const flows = new FlowProducer({ connection: redis, prefix: h.prefix });
+  const ms: number[] = [];
+  const answered: number[] = [];
+  try {
+    for (let i = 0; i < runs; i += 1) {
+      const id = `${variant}-${process.pid}-${i}`;
+      await flows.add({
+        name: 'next', queueName: nextName, data: { id }, opts: { jobId: `${id}.next` },
+        children: [{ name: 'gate', queueName: gateName, data: { id }, opts: { jobId: `${id}.gate`, delay: WINDOW_MS } }],
+      });
+      await untilDelayed(gate, `${id}.gate`);
+      const became = new Promise<number>((resolve) => active.set(id, resolve));
+      const t0 = performance.now();
+      if ((await post(`${base}/floor/${id}`, body)) !== 201) throw new Error(`${variant} refused`);
+      answered.push(performance.now() - t0);
+      ms.push((await became) - t0);
+    }
+    const refusedPerS = variant === 'floor' ? await throughput(`${base}/refuse`, body, runs * 40, 16, 403) : null;
+    return { ms, answered, insertMs, refusedPerS };
+  } finally {
+    await flows.close();
+    await Promise.all(workers.map((w) => w.close()));
+    await gate.close();
+    redis.disconnect();
+    disconnectAll();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
