@@ -24,6 +24,8 @@ export interface PhaseCall {
   progress: (progress: Record<string, unknown>) => Promise<void>;
   job: Job;
   token: string | undefined;
+  /** approval-gate only: what its claim read after taking the run's lock (shared/runs/store.ts claimPhase). */
+  gateReads?: unknown;
 }
 
 /**

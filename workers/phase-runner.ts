@@ -57,6 +57,7 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
           run,
           job,
           token,
+          gateReads: claimed.gateReads,
           progress: async (p) => {
             await job.updateProgress(p);
             await phaseProgress(deps.pool, runId, phase, p);

@@ -1,5 +1,7 @@
 import type { Pool, PoolClient } from '../db/pool.js';
 import { scopeOfSummary } from '../execute/authority.js';
+import type { RunRow } from '../runs/store.js';
+import { decisionsFromJson, type StoredDecision } from './tally.js';
 import type { RunBinding } from './validate.js';
 
 /** A run as the approval rules see it, plus when its approval window ends. */
@@ -18,20 +20,23 @@ export interface GateRun extends RunBinding {
  */
 export const WINDOW_ENDS_AT_SQL = 'cutter_governance.approval_window_ends_at(r.run_id)';
 
+/** The columns a GateRun is made of, as PostgreSQL returns them. */
+interface GateRunRow {
+  run_id: string;
+  target: string;
+  status: string;
+  operator: string;
+  mode: 'dry' | 'live';
+  approval_window_s: number;
+  plan_sha256: string | null;
+  unit_count: number | null;
+  by_transition: Record<string, number> | null;
+  window_ends_at: Date | null;
+}
+
 /** Reads the run, its frozen plan hash and scope from Postgres (one query); null when no such run. */
 export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise<GateRun | null> {
-  const { rows } = await db.query<{
-    run_id: string;
-    target: string;
-    status: string;
-    operator: string;
-    mode: 'dry' | 'live';
-    approval_window_s: number;
-    plan_sha256: string | null;
-    unit_count: number | null;
-    by_transition: Record<string, number> | null;
-    window_ends_at: Date | null;
-  }>(
+  const { rows } = await db.query<GateRunRow>(
     `SELECT r.run_id, r.target, r.status, r.operator, r.mode, r.approval_window_s, c.plan_sha256, c.unit_count, c.by_transition,
             ${WINDOW_ENDS_AT_SQL} AS window_ends_at
        FROM cutter_governance.run r
@@ -40,7 +45,36 @@ export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise
     [runId],
   );
   const row = rows[0];
-  if (!row) return null;
+  return row ? toGateRun(row) : null;
+}
+
+/** What the approval gate's claim read after taking the run's lock (migration 015): its run as the rules see it, and its unconsumed approvals. */
+export interface GateReads {
+  run: GateRun;
+  unconsumed: StoredDecision[];
+}
+
+/**
+ * The gate's reads from its claim's row: the claimed run row and the jsonb of
+ * cutter_governance.gate_reads (the change set's hash and scope, the window's
+ * end, the unconsumed approvals).
+ */
+export function gateReadsFromClaim(run: RunRow, reads: unknown): GateReads {
+  if (reads === null || typeof reads !== 'object') throw new Error(`the gate's claim of run ${run.run_id} carried no reads`);
+  const r = reads as { plan_sha256: string | null; unit_count: number | null; by_transition: Record<string, number> | null; window_ends_at: string | null; unconsumed: unknown };
+  return {
+    run: toGateRun({
+      ...run,
+      plan_sha256: r.plan_sha256,
+      unit_count: r.unit_count,
+      by_transition: r.by_transition,
+      window_ends_at: r.window_ends_at === null ? null : new Date(r.window_ends_at),
+    }),
+    unconsumed: decisionsFromJson(r.unconsumed),
+  };
+}
+
+function toGateRun(row: GateRunRow): GateRun {
   return {
     runId: row.run_id,
     target: row.target,

@@ -2,9 +2,9 @@ import { appendAudit } from '../audit/append.js';
 import { isPgError } from '../db/migrate.js';
 import type { Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
-import { loadGateRun } from './binding.js';
+import type { GateReads } from './binding.js';
 import type { TrustedKeys } from './keys.js';
-import { listDecisions, tallyDecisions, type GateTally } from './tally.js';
+import { tallyDecisions, type GateTally } from './tally.js';
 
 /**
  * What the SG_1 gate decides when its job wakes, from Postgres alone: the
@@ -19,7 +19,7 @@ const EXPIRY_TOLERANCE_MS = 2000;
 
 export interface GateDeps {
   pool: Pool;
-  /** The trusted keys, or their read still under way (it overlaps the reads below). */
+  /** The trusted keys, or their read still under way. */
   keys: TrustedKeys | Promise<TrustedKeys>;
   quorum: number;
   now: Date;
@@ -44,17 +44,23 @@ export function gateSummary(opened: GateOpened, quorum: number): Record<string, 
   };
 }
 
-/** Opens the gate (consuming the approvals) or throws APPROVAL_EXPIRED / GATE_BYPASSED. */
-export async function decideGate(deps: GateDeps, runId: string): Promise<GateOpened> {
-  // The reads at once: the run and its approvals are read after this phase's start (below).
-  const [run, unconsumed, keys] = await Promise.all([loadGateRun(deps.pool, runId), listDecisions(deps.pool, runId, 'unconsumed'), deps.keys]);
-  if (!run?.windowEndsAt) throw new CutterError('GATE_NOT_ARMED', `run ${runId} reached the gate without a plan`);
+/**
+ * Opens the gate (consuming the approvals) or throws APPROVAL_EXPIRED /
+ * GATE_BYPASSED. reads: the run and its unconsumed approvals as the gate's
+ * claim read them (gateReadsFromClaim).
+ */
+export async function decideGate(deps: GateDeps, reads: GateReads): Promise<GateOpened> {
+  const { run, unconsumed } = reads;
+  const runId = run.runId;
+  const keys = await deps.keys;
+  if (!run.windowEndsAt) throw new CutterError('GATE_NOT_ARMED', `run ${runId} reached the gate without a plan`);
   const windowEndsAt = run.windowEndsAt;
-  // No approval can still be on its way in: this phase's start set the run
-  // running under the row lock that storeDecision takes and checks, so every
-  // approval not refused has committed before this read, received (in the
-  // database's clock) before the window's end. The filter keeps it that way
-  // for rows written any other way.
+  // No approval can still be on its way in: the claim set the run running
+  // under the row lock that storeDecision takes and checks, and read the
+  // approvals after it had that lock (migration 015), so every approval not
+  // refused had committed before this read, received (in the database's
+  // clock) before the window's end. The filter keeps it that way for rows
+  // written any other way.
   const rows = unconsumed.filter((r) => r.received_utc <= windowEndsAt);
   const tally = tallyDecisions(rows, { keys, run, now: deps.now, stage: 'gate', quorum: deps.quorum });
   if (tally.complete) return consume(deps, runId, tally);

@@ -1,8 +1,8 @@
 import { isPgError } from '../db/migrate.js';
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import { formatUtc } from './document.js';
 import { refusal } from './refusals.js';
-import type { StoredDecision } from './tally.js';
+import { decisionsFromJson, type StoredDecision } from './tally.js';
 import type { ValidApproval } from './validate.js';
 
 /**
@@ -29,11 +29,11 @@ interface StoreRow {
   run_status: string | null;
   window_ends_at: Date | null;
   other_run_id: string | null;
-  unconsumed: (Omit<StoredDecision, 'received_utc' | 'consumed_utc'> & { received_utc: string; consumed_utc: string | null })[] | null;
+  unconsumed: unknown;
 }
 
 /** Stores the decision. Throws a 409 refusal on a replay, a key used twice, a busy switch or a run no longer awaiting approval. */
-export async function storeDecision(pool: Pool, approval: ValidApproval): Promise<StoredApproval> {
+export async function storeDecision(pool: Pool | PoolClient, approval: ValidApproval): Promise<StoredApproval> {
   const { doc, key, envelope } = approval;
   const actor = `sovereign:${key.name}`;
   const detail = {
@@ -59,12 +59,7 @@ export async function storeDecision(pool: Pool, approval: ValidApproval): Promis
   if (row?.outcome !== 'stored') throw refusalFor(row, approval);
   return {
     decisionId: Number(row.decision_id),
-    unconsumed: (row.unconsumed ?? []).map((d) => ({
-      ...d,
-      id: Number(d.id),
-      received_utc: new Date(d.received_utc),
-      consumed_utc: d.consumed_utc === null ? null : new Date(d.consumed_utc),
-    })),
+    unconsumed: decisionsFromJson(row.unconsumed ?? []),
   };
 }
 
@@ -90,7 +85,7 @@ function refusalFor(row: StoreRow | undefined, { doc, key }: ValidApproval) {
  * first was not yet committed. What it repeats is read again now: the same
  * nonce is a replay whichever constraint PostgreSQL happened to check first.
  */
-async function refusalForConstraint(pool: Pool, err: unknown, { doc, key }: ValidApproval) {
+async function refusalForConstraint(pool: Pool | PoolClient, err: unknown, { doc, key }: ValidApproval) {
   const used = await pool
     .query<{ run_id: string }>('SELECT run_id FROM cutter_governance.review_decision WHERE nonce = $1', [doc.nonce])
     .catch(() => null);

@@ -37,6 +37,19 @@ export interface GateTally {
   invalid: { id: number; gate: string; code: string; message: string }[];
 }
 
+/** A run's decisions as PostgreSQL's jsonb_agg returns them (store_approval's answer, gate_reads): ids and times as JSON. */
+export function decisionsFromJson(rows: unknown): StoredDecision[] {
+  if (!Array.isArray(rows)) throw new Error('stored decisions must come as a JSON array');
+  return (rows as (Omit<StoredDecision, 'id' | 'received_utc' | 'consumed_utc'> & { id: number | string; received_utc: string; consumed_utc: string | null })[]).map(
+    (d) => ({
+      ...d,
+      id: Number(d.id),
+      received_utc: new Date(d.received_utc),
+      consumed_utc: d.consumed_utc === null ? null : new Date(d.consumed_utc),
+    }),
+  );
+}
+
 /** The stored decisions of a run, unconsumed ones (for the gate) or consumed ones (for execute). */
 export async function listDecisions(db: Pool | PoolClient, runId: string, which: 'unconsumed' | 'consumed'): Promise<StoredDecision[]> {
   const { rows } = await db.query<StoredDecision>(

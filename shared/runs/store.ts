@@ -102,6 +102,15 @@ export async function getPhases(db: Db, runId: string): Promise<PhaseRow[]> {
   return result.rows;
 }
 
+/** A phase's claim: see claimPhase. */
+export interface ClaimedPhase {
+  run: RunRow;
+  /** False: the run had already ended (a late redelivery); nothing was changed. */
+  started: boolean;
+  /** approval-gate only: cutter_governance.gate_reads of the claimed run (read after its lock); null otherwise. */
+  gateReads: unknown;
+}
+
 /**
  * What a phase's job finds when it starts: the run as it is, and whether the
  * phase began (the run is in flight: it is now running, in this phase, and
@@ -118,8 +127,10 @@ export async function getPhases(db: Db, runId: string): Promise<PhaseRow[]> {
  * in Postgres survives either: the redelivered job simply claims again.
  * Other sessions see the claim as soon as it commits, flushed or not.
  */
-export async function claimPhase(db: Db, runId: string, phase: Phase): Promise<{ run: RunRow; started: boolean } | null> {
-  const { rows } = await db.query<RunRow & { started: boolean }>(
+export async function claimPhase(db: Db, runId: string, phase: Phase): Promise<ClaimedPhase | null> {
+  // The approval gate's reads ride in its claim, after the lock (migration 015); other phases read nothing more.
+  const gateReads = phase === 'approval-gate' ? 'cutter_governance.gate_reads(c.run_id)' : 'NULL::jsonb';
+  const { rows } = await db.query<RunRow & { started: boolean; gate_reads: unknown }>(
     `WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
      claimed AS (
        UPDATE cutter_governance.run
@@ -133,15 +144,15 @@ export async function claimPhase(db: Db, runId: string, phase: Phase): Promise<{
          SET state = 'active', attempts = run_phase.attempts + 1, started_at = now(), finished_at = NULL,
              error = NULL, error_code = NULL
      )
-     SELECT c.*, true AS started FROM claimed c
+     SELECT c.*, true AS started, ${gateReads} AS gate_reads FROM claimed c
      UNION ALL
-     SELECT r.*, false FROM cutter_governance.run r WHERE r.run_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)`,
+     SELECT r.*, false, NULL::jsonb FROM cutter_governance.run r WHERE r.run_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)`,
     [runId, phase],
   );
   const row = rows[0];
   if (!row) return null;
-  const { started, ...run } = row;
-  return { run, started };
+  const { started, gate_reads, ...run } = row;
+  return { run, started, gateReads: gate_reads };
 }
 
 /** A phase finished; its small summary is kept for the status view and the report. */

@@ -1,4 +1,5 @@
 import { decideGate, gateSummary } from '../../shared/approval/gate.js';
+import { gateReadsFromClaim } from '../../shared/approval/binding.js';
 import { loadTrustedKeys } from '../../shared/approval/keys.js';
 import { faultPoint } from '../../shared/faults.js';
 import { PHASE_RECORDED, type PhaseProcessor } from '../context.js';
@@ -11,13 +12,12 @@ import { PHASE_RECORDED, type PhaseProcessor } from '../context.js';
  * consumed and the run goes on; otherwise the run ends expired (window over)
  * or failed closed and audited (released by hand).
  */
-export const processApprovalGate: PhaseProcessor = async ({ run }, deps) => {
-  // Read on every wake, so a key removed from SOVEREIGN_KEYS stops counting at once;
-  // not awaited here, so the files are read while the gate reads Postgres.
+export const processApprovalGate: PhaseProcessor = async ({ run, gateReads }, deps) => {
+  // Read on every wake, so a key removed from SOVEREIGN_KEYS stops counting at once.
   const keys = loadTrustedKeys(deps.cfg.SOVEREIGN_KEYS);
   const opened = await decideGate(
     { pool: deps.pool, keys, quorum: deps.cfg.SOVEREIGN_QUORUM, now: new Date(), beforeConsume: () => faultPoint(deps.cfg, 'approval-gate.middle') },
-    run.run_id,
+    gateReadsFromClaim(run, gateReads),
   );
   const summary = gateSummary(opened, deps.cfg.SOVEREIGN_QUORUM);
   // Consuming the approvals recorded the phase completed in the same commit.

@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gateReadsFromClaim, loadGateRun } from '../../shared/approval/binding.js';
+import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
+import { storeDecision } from '../../shared/approval/store.js';
+import { validateSovereignApproval } from '../../shared/approval/validate.js';
+import type { PoolClient } from '../../shared/db/pool.js';
+import { claimPhase, newRunId } from '../../shared/runs/store.js';
+import { createDemoDatabase, type TestDatabase } from '../support/db.js';
+import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js';
+
+/**
+ * The approval gate reads its run's approvals in the statement that claims
+ * its phase (migration 015). An approval whose store held the run's lock
+ * while the claim waited for it has committed before the claim goes on, and
+ * the gate must count it: otherwise a run whose last approval was accepted
+ * (201) at the window's last moment would end expired. The control shows the
+ * hazard is real: a plain sub-select in the claiming statement, whose
+ * snapshot predates the wait, misses the same approval.
+ */
+
+const alice = makeKey('alice');
+let db: TestDatabase;
+let dir: string;
+let keys: TrustedKeys;
+
+beforeAll(async () => {
+  db = await createDemoDatabase('gate-claim-reads', 'test');
+  dir = mkdtempSync(join(tmpdir(), 'cutter-gate-claim-'));
+  keys = await loadTrustedKeys(writeTrustedKeys(dir, [alice]));
+}, 60_000);
+afterAll(async () => {
+  await db.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A run awaiting approval as cutplan leaves it. */
+async function pausedRun(): Promise<{ runId: string; target: string; planSha256: string }> {
+  const runId = newRunId();
+  const planSha256 = runId.slice(-6).padEnd(64, '0');
+  await db.pool.query(
+    `INSERT INTO cutter_governance.run (run_id, target, corpus, mode, operator, approval_window_s, status)
+     VALUES ($1, 'icx-work', 'ICX-WORK', 'live', 'test-operator', 3600, 'awaiting_approval')`,
+    [runId],
+  );
+  await db.pool.query(
+    `INSERT INTO cutter_governance.cut_change_set (run_id, target, corpus, plan_sha256, unit_count, by_op, by_transition)
+     VALUES ($1, 'icx-work', 'ICX-WORK', $2, 0, '{}', '{}')`,
+    [runId, planSha256],
+  );
+  await db.pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at) VALUES ($1, 'cutplan', 'completed', now())`, [runId]);
+  return { runId, target: 'icx-work', planSha256 };
+}
+
+/** Stores an SG_1 approval inside an open transaction on client: the run stays locked until the caller commits. */
+async function storeUncommitted(client: PoolClient, run: { runId: string; target: string; planSha256: string }): Promise<number> {
+  const binding = await loadGateRun(db.pool, run.runId);
+  if (!binding) throw new Error(`no run ${run.runId}`);
+  const valid = validateSovereignApproval(approvalFor(run, 'SG_1', alice), { keys, run: binding, now: new Date(), stage: 'submit' });
+  await client.query('BEGIN');
+  return (await storeDecision(client, valid)).decisionId;
+}
+
+/** Waits until a statement containing marker waits for a lock in this database. */
+async function untilWaiting(marker: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const { rowCount } = await db.pool.query(
+      `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`,
+      [marker],
+    );
+    if (rowCount) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no statement with ${marker} ever waited for a lock`);
+}
+
+describe("the gate's claim", () => {
+  it('reads the run and its approvals, including one committed while the claim waited for the run lock', async () => {
+    const run = await pausedRun();
+    const holder = await db.pool.connect();
+    try {
+      const decisionId = await storeUncommitted(holder, run);
+      const claiming = claimPhase(db.pool, run.runId, 'approval-gate');
+      await untilWaiting('gate_reads');
+      await holder.query('COMMIT');
+      const claimed = await claiming;
+      expect(claimed?.started).toBe(true);
+      expect(claimed?.run.status).toBe('running');
+      const reads = gateReadsFromClaim(claimed!.run, claimed!.gateReads);
+      expect(reads.unconsumed.map((d) => d.id)).toEqual([decisionId]);
+      expect(reads.unconsumed[0]?.received_utc).toBeInstanceOf(Date);
+      // The same run as the approval rules read it on their own.
+      expect(reads.run).toEqual({ ...(await loadGateRun(db.pool, run.runId)), status: 'running' });
+    } finally {
+      holder.release();
+    }
+  });
+
+  it('control: a plain sub-select in the claiming statement misses that approval', async () => {
+    const run = await pausedRun();
+    const holder = await db.pool.connect();
+    try {
+      await storeUncommitted(holder, run);
+      const naive = db.pool.query<{ seen: number }>(
+        `WITH claimed AS (
+           UPDATE cutter_governance.run SET status = 'running' WHERE run_id = $1 RETURNING run_id
+         )
+         SELECT (SELECT count(*)::int FROM cutter_governance.review_decision d WHERE d.run_id = c.run_id) AS seen /* naive_read */
+           FROM claimed c`,
+        [run.runId],
+      );
+      await untilWaiting('naive_read');
+      await holder.query('COMMIT');
+      expect((await naive).rows[0]?.seen).toBe(0);
+      const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.review_decision WHERE run_id = $1', [run.runId]);
+      expect(rows[0]?.n).toBe(1);
+    } finally {
+      holder.release();
+    }
+  });
+
+  it('reads nothing more for other phases', async () => {
+    const run = await pausedRun();
+    const claimed = await claimPhase(db.pool, run.runId, 'backup');
+    expect(claimed?.started).toBe(true);
+    expect(claimed?.gateReads).toBeNull();
+  });
+});
