@@ -1,6 +1,6 @@
 import type { Pool } from '../db/pool.js';
 import { findPostconditionFailures } from '../execute/apply.js';
-import { fingerprintCorpus, fingerprintOutsideRun, type TableFingerprint } from './fingerprint.js';
+import { countCorpus, fingerprintCorpus, fingerprintOutsideRun, type TableFingerprint } from './fingerprint.js';
 
 /** One line of the verification table: what was expected, what was found. */
 export interface Check {
@@ -39,27 +39,35 @@ export async function liveRunChecks(
   args: { runId: string; corpus: string; baseline: TableFingerprint[]; outsideAtPlan: TableFingerprint[] },
 ): Promise<Check[]> {
   const { runId, corpus } = args;
-  const deltas = await expectedDeltas(pool, runId);
-  const now = await fingerprintCorpus(pool);
+  // Independent reads, side by side (each on its own connection of the pool).
+  const [deltas, now, outside, postconditionFailures] = await Promise.all([
+    expectedDeltas(pool, runId),
+    countCorpus(pool),
+    fingerprintOutsideRun(pool, runId, corpus),
+    postconditions(pool, runId, corpus),
+  ]);
   const checks: Check[] = [];
   for (const b of args.baseline) {
     const delta = deltas[b.table] ?? 0;
     checks.push(check(`${b.table} rows = baseline + plan`, b.rows + delta, now.find((t) => t.table === b.table)?.rows ?? null));
   }
-  const outside = await fingerprintOutsideRun(pool, runId, corpus);
   for (const before of args.outsideAtPlan) {
     const after = outside.find((t) => t.table === before.table);
     checks.push(check(`${before.table} outside the plan unchanged`, { rows: before.rows, hash: before.hash }, after ? { rows: after.rows, hash: after.hash } : null));
   }
-  const client = await pool.connect();
-  try {
-    checks.push(check('every item postcondition holds', [], await findPostconditionFailures(client, runId, corpus)));
-  } finally {
-    client.release();
-  }
+  checks.push(check('every item postcondition holds', [], postconditionFailures));
   checks.push(check('execution ledger row', 1, await ledgerRows(pool, runId)));
   checks.push(check('execution_enabled() off', false, await switchOn(pool)));
   return checks;
+}
+
+async function postconditions(pool: Pool, runId: string, corpus: string): Promise<string[]> {
+  const client = await pool.connect();
+  try {
+    return await findPostconditionFailures(client, runId, corpus);
+  } finally {
+    client.release();
+  }
 }
 
 async function expectedDeltas(pool: Pool, runId: string): Promise<Record<string, number>> {

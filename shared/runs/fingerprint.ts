@@ -51,14 +51,43 @@ const OUTSIDE_RUN: Record<CorpusTable, string> = {
       FROM public.iu_lifecycle_log t WHERE t.run_id IS DISTINCT FROM $1 AND $2::text IS NOT NULL`,
 };
 
+const COUNT: Record<CorpusTable, string> = {
+  'public.information_unit': 'SELECT count(*)::bigint AS rows FROM public.information_unit',
+  'public.unit_version': 'SELECT count(*)::bigint AS rows FROM public.unit_version',
+  'public.iu_lifecycle_log': 'SELECT count(*)::bigint AS rows FROM public.iu_lifecycle_log',
+};
+
+const TABLES = Object.keys(CORPUS_TABLES) as CorpusTable[];
+
+/**
+ * One statement per corpus table, all at once: the tables are independent
+ * scans (each statement its own snapshot, as when they ran one after the
+ * other), and on a Pool each gets a connection of its own, so PostgreSQL
+ * scans them side by side instead of one after another. Results keep the
+ * order of CORPUS_TABLES.
+ */
+function perTable<T>(each: (table: CorpusTable) => Promise<T>): Promise<T[]> {
+  return Promise.all(TABLES.map(each));
+}
+
 /** Fingerprints of the whole corpus tables. */
 export async function fingerprintCorpus(db: Db): Promise<TableFingerprint[]> {
-  const out: TableFingerprint[] = [];
-  for (const table of Object.keys(FULL) as CorpusTable[]) {
+  return perTable(async (table) => {
     const { rows } = await db.query<{ rows: number; hash: string }>(FULL[table]);
-    out.push({ table, rows: rows[0]?.rows ?? 0, hash: rows[0]?.hash ?? '' });
-  }
-  return out;
+    return { table, rows: rows[0]?.rows ?? 0, hash: rows[0]?.hash ?? '' };
+  });
+}
+
+/**
+ * Row counts of the corpus tables: what a live run's verify compares with
+ * baseline + plan. Its proof that nothing else changed is the fingerprint
+ * outside the plan, so it does not hash every row a second time.
+ */
+export async function countCorpus(db: Db): Promise<{ table: CorpusTable; rows: number }[]> {
+  return perTable(async (table) => {
+    const { rows } = await db.query<{ rows: number }>(COUNT[table]);
+    return { table, rows: rows[0]?.rows ?? 0 };
+  });
 }
 
 /**
@@ -67,12 +96,10 @@ export async function fingerprintCorpus(db: Db): Promise<TableFingerprint[]> {
  * means the run changed nothing else.
  */
 export async function fingerprintOutsideRun(db: Db, runId: string, corpus: string): Promise<TableFingerprint[]> {
-  const out: TableFingerprint[] = [];
-  for (const table of Object.keys(OUTSIDE_RUN) as CorpusTable[]) {
+  return perTable(async (table) => {
     const { rows } = await db.query<{ rows: number; hash: string }>(OUTSIDE_RUN[table], [runId, corpus]);
-    out.push({ table, rows: rows[0]?.rows ?? 0, hash: rows[0]?.hash ?? '' });
-  }
-  return out;
+    return { table, rows: rows[0]?.rows ?? 0, hash: rows[0]?.hash ?? '' };
+  });
 }
 
 /**

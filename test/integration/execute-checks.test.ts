@@ -8,7 +8,8 @@ import { findPostconditionFailures } from '../../shared/execute/apply.js';
 import { buildPlan } from '../../shared/plan/build.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
 import { getRun } from '../../shared/runs/store.js';
-import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
+import { liveRunChecks } from '../../shared/runs/checks.js';
+import { fingerprintCorpus, fingerprintOutsideRun, type TableFingerprint } from '../../shared/runs/fingerprint.js';
 import { stageSnapshot } from '../../shared/snapshot/stage.js';
 import { getTarget } from '../../shared/targets/registry.js';
 import type { PhaseDeps } from '../../workers/context.js';
@@ -266,5 +267,55 @@ describe('execute, dry', () => {
     const out = await execute(runId);
     expect(out.code, out.message).toBe('EXECUTE_DRIFT');
     expect(out.message).toContain(`drifted keys: ${k('b')};`);
+  });
+});
+
+describe('verify after a live apply', () => {
+  /** A run planned, with the baseline and outside-the-plan fingerprint its precheck and cutplan take, then applied. */
+  async function applied(): Promise<{ runId: string; corpus: string; k: (s: string) => string; baseline: TableFingerprint[]; outsideAtPlan: TableFingerprint[] }> {
+    const { runId, corpus, k } = await plannedRun('live');
+    const baseline = await fingerprintCorpus(db.pool);
+    const outsideAtPlan = await fingerprintOutsideRun(db.pool, runId, corpus);
+    await approve(runId);
+    const out = await execute(runId);
+    expect(out.code, out.message).toBeUndefined();
+    return { runId, corpus, k, baseline, outsideAtPlan };
+  }
+  const failed = async (run: Awaited<ReturnType<typeof applied>>) =>
+    (await liveRunChecks(db.pool, run)).filter((c) => !c.passed).map((c) => c.name);
+
+  it('passes every check when the corpus is the baseline plus exactly the plan', async () => {
+    const run = await applied();
+    const checks = await liveRunChecks(db.pool, run);
+    expect(checks.map((c) => [c.name, c.passed])).toEqual([
+      ['public.information_unit rows = baseline + plan', true],
+      ['public.unit_version rows = baseline + plan', true],
+      ['public.iu_lifecycle_log rows = baseline + plan', true],
+      ['public.information_unit outside the plan unchanged', true],
+      ['public.unit_version outside the plan unchanged', true],
+      ['public.iu_lifecycle_log outside the plan unchanged', true],
+      ['every item postcondition holds', true],
+      ['execution ledger row', true],
+      ['execution_enabled() off', true],
+    ]);
+    // The counts it compares are the tables' own (baseline + 1 create, 3 versions, 4 log rows).
+    const rows = (await fingerprintCorpus(db.pool)).map((t) => t.rows);
+    expect(checks.slice(0, 3).map((c) => c.actual)).toEqual(rows);
+    expect(rows).toEqual(run.baseline.map((t, i) => t.rows + [1, 3, 4][i]!));
+  });
+
+  it('fails on a unit the plan left alone that changed afterwards', async () => {
+    const run = await applied();
+    await db.pool.query(`UPDATE information_unit SET state = 'retired' WHERE key = $1`, [run.k('d')]);
+    expect(await failed(run)).toEqual(['public.information_unit outside the plan unchanged']);
+  });
+
+  it('fails on a version the plan did not write, both its count and the fingerprint outside the plan', async () => {
+    const run = await applied();
+    await db.pool.query(`INSERT INTO unit_version (unit_id, version, body, body_sha256) SELECT id, 2, 'd v2', $2 FROM information_unit WHERE key = $1`, [
+      run.k('d'),
+      sha256('d v2'),
+    ]);
+    expect(await failed(run)).toEqual(['public.unit_version rows = baseline + plan', 'public.unit_version outside the plan unchanged']);
   });
 });
