@@ -7,8 +7,8 @@ import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js
 import { storeDecision } from '../../shared/approval/store.js';
 import { validateSovereignApproval } from '../../shared/approval/validate.js';
 import { errorCode } from '../../shared/errors.js';
-import { newRunId } from '../../shared/runs/store.js';
 import { createDemoDatabase, type TestDatabase } from '../support/db.js';
+import { insertPausedRun, type PausedRun } from '../support/paused-run.js';
 import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js';
 
 /**
@@ -35,26 +35,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A run awaiting approval: run row, change set, completed cutplan phase. */
-async function pausedRun(): Promise<{ runId: string; target: string; planSha256: string }> {
-  const runId = newRunId();
-  const planSha256 = runId.slice(-6).padEnd(64, '0');
-  await db.pool.query(
-    `INSERT INTO cutter_governance.run (run_id, target, corpus, mode, operator, approval_window_s, status)
-     VALUES ($1, 'icx-work', 'ICX-WORK', 'live', 'test-operator', 3600, 'awaiting_approval')`,
-    [runId],
-  );
-  await db.pool.query(
-    `INSERT INTO cutter_governance.cut_change_set (run_id, target, corpus, plan_sha256, unit_count, by_op, by_transition)
-     VALUES ($1, 'icx-work', 'ICX-WORK', $2, 0, '{}', '{}')`,
-    [runId, planSha256],
-  );
-  await db.pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at) VALUES ($1, 'cutplan', 'completed', now())`, [runId]);
-  return { runId, target: 'icx-work', planSha256 };
-}
+const pausedRun = () => insertPausedRun(db.pool);
 
 /** Validates (as the endpoint does) and stores one approval. */
-async function submit(run: { runId: string; target: string; planSha256: string }, gate: 'SG_1' | 'EXEC') {
+async function submit(run: PausedRun, gate: 'SG_1' | 'EXEC') {
   const binding = await loadGateRun(db.pool, run.runId);
   if (!binding) throw new Error(`no run ${run.runId}`);
   const valid = validateSovereignApproval(approvalFor(run, gate, alice), { keys, run: binding, now: new Date(), stage: 'submit' });

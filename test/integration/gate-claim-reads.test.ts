@@ -7,8 +7,10 @@ import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js
 import { storeDecision } from '../../shared/approval/store.js';
 import { validateSovereignApproval } from '../../shared/approval/validate.js';
 import type { PoolClient } from '../../shared/db/pool.js';
-import { claimPhase, newRunId } from '../../shared/runs/store.js';
+import { claimPhase } from '../../shared/runs/store.js';
 import { createDemoDatabase, type TestDatabase } from '../support/db.js';
+import { insertPausedRun, type PausedRun } from '../support/paused-run.js';
+import { waitFor } from '../support/poll.js';
 import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js';
 
 /**
@@ -36,26 +38,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A run awaiting approval as cutplan leaves it. */
-async function pausedRun(): Promise<{ runId: string; target: string; planSha256: string }> {
-  const runId = newRunId();
-  const planSha256 = runId.slice(-6).padEnd(64, '0');
-  await db.pool.query(
-    `INSERT INTO cutter_governance.run (run_id, target, corpus, mode, operator, approval_window_s, status)
-     VALUES ($1, 'icx-work', 'ICX-WORK', 'live', 'test-operator', 3600, 'awaiting_approval')`,
-    [runId],
-  );
-  await db.pool.query(
-    `INSERT INTO cutter_governance.cut_change_set (run_id, target, corpus, plan_sha256, unit_count, by_op, by_transition)
-     VALUES ($1, 'icx-work', 'ICX-WORK', $2, 0, '{}', '{}')`,
-    [runId, planSha256],
-  );
-  await db.pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at) VALUES ($1, 'cutplan', 'completed', now())`, [runId]);
-  return { runId, target: 'icx-work', planSha256 };
-}
+const pausedRun = () => insertPausedRun(db.pool);
 
 /** Stores an SG_1 approval inside an open transaction on client: the run stays locked until the caller commits. */
-async function storeUncommitted(client: PoolClient, run: { runId: string; target: string; planSha256: string }): Promise<number> {
+async function storeUncommitted(client: PoolClient, run: PausedRun): Promise<number> {
   const binding = await loadGateRun(db.pool, run.runId);
   if (!binding) throw new Error(`no run ${run.runId}`);
   const valid = validateSovereignApproval(approvalFor(run, 'SG_1', alice), { keys, run: binding, now: new Date(), stage: 'submit' });
@@ -63,18 +49,19 @@ async function storeUncommitted(client: PoolClient, run: { runId: string; target
   return (await storeDecision(client, valid)).decisionId;
 }
 
-/** Waits until a statement containing marker waits for a lock in this database. */
+/** Waits (bounded) until a statement containing marker waits for a lock in this database. */
 async function untilWaiting(marker: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const { rowCount } = await db.pool.query(
-      `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`,
-      [marker],
-    );
-    if (rowCount) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`no statement with ${marker} ever waited for a lock`);
+  await waitFor(
+    `a statement with ${marker} to wait for a lock`,
+    async () => {
+      const { rowCount } = await db.pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`,
+        [marker],
+      );
+      return rowCount ? true : undefined;
+    },
+    { deadlineMs: 10_000, stepMs: 10 },
+  );
 }
 
 describe("the gate's claim", () => {

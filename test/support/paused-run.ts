@@ -1,0 +1,30 @@
+import type { Pool } from '../../shared/db/pool.js';
+import { newRunId } from '../../shared/runs/store.js';
+
+/** What an approval binds to: the run, its target and its frozen plan hash. */
+export interface PausedRun {
+  runId: string;
+  target: string;
+  planSha256: string;
+}
+
+/**
+ * A live run awaiting approval as cutplan leaves it, on the demo target
+ * icx-work: run row, change set (no items), completed cutplan phase.
+ */
+export async function insertPausedRun(pool: Pool): Promise<PausedRun> {
+  const runId = newRunId();
+  const planSha256 = runId.slice(-6).padEnd(64, '0');
+  await pool.query(
+    `INSERT INTO cutter_governance.run (run_id, target, corpus, mode, operator, approval_window_s, status)
+     VALUES ($1, 'icx-work', 'ICX-WORK', 'live', 'test-operator', 3600, 'awaiting_approval')`,
+    [runId],
+  );
+  await pool.query(
+    `INSERT INTO cutter_governance.cut_change_set (run_id, target, corpus, plan_sha256, unit_count, by_op, by_transition)
+     VALUES ($1, 'icx-work', 'ICX-WORK', $2, 0, '{}', '{}')`,
+    [runId, planSha256],
+  );
+  await pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at) VALUES ($1, 'cutplan', 'completed', now())`, [runId]);
+  return { runId, target: 'icx-work', planSha256 };
+}
