@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { BindingCache } from '../shared/approval/binding-cache.js';
 import { loadTrustedKeys } from '../shared/approval/keys.js';
 import type { ApprovalDeps } from '../shared/approval/submit.js';
 import type { Config } from '../shared/config.js';
@@ -68,6 +69,7 @@ export async function createBoardDeps(args: {
     gateQueue: queues['approval-gate'],
     log,
     releaseWaitMs: options.releaseWaitMs,
+    bindings: new BindingCache(),
   };
   return {
     deps: { cfg, log, pool, redis, queues, approvals, options, credentials: args.credentials, metrics: createMetrics(pool, queues) },

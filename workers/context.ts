@@ -24,8 +24,10 @@ export interface PhaseCall {
   progress: (progress: Record<string, unknown>) => Promise<void>;
   job: Job;
   token: string | undefined;
-  /** approval-gate only: what its claim read after taking the run's lock (shared/runs/store.ts claimPhase). */
+  /** approval-gate only: what it read before claiming anything (shared/runs/store.ts peekGate). */
   gateReads?: unknown;
+  /** approval-gate only: when that read was taken, in the database's clock. */
+  readAt?: Date | undefined;
 }
 
 /**

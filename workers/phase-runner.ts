@@ -6,7 +6,7 @@ import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.j
 import { buildReport } from '../shared/runs/report.js';
 import { isPostgresUnavailable, waitForPostgres, withTransaction } from '../shared/db/pool.js';
 import type { Logger } from '../shared/logger.js';
-import { claimPhase, completePhase, disarmSwitchForRun, failRun, finishRun, phaseProgress, saveReport } from '../shared/runs/store.js';
+import { claimPhase, completePhase, disarmSwitchForRun, failRun, finishRun, peekGate, phaseProgress, saveReport } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
 import { PHASE_RECORDED, type PhaseDeps, type PhaseProcessor } from './context.js';
@@ -34,7 +34,9 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
     const log = deps.log.child({ run_id: runId, phase, attempt: job.attemptsMade + 1 });
     let claimed: Awaited<ReturnType<typeof claimPhase>>;
     try {
-      claimed = await claimPhase(deps.pool, runId, phase);
+      // The approval gate only reads here: when its approvals open it, the
+      // commit that consumes them also claims the phase (shared/approval/gate.ts).
+      claimed = phase === 'approval-gate' ? await peekGate(deps.pool, runId) : await claimPhase(deps.pool, runId, phase);
     } catch (thrown) {
       // Postgres unreachable before the phase began: an attempt spent like any other.
       return settleFailure(deps, job, phase, runId, log, thrown);
@@ -58,6 +60,7 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
           job,
           token,
           gateReads: claimed.gateReads,
+          readAt: claimed.readAt,
           progress: async (p) => {
             await job.updateProgress(p);
             await phaseProgress(deps.pool, runId, phase, p);

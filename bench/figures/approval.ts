@@ -191,15 +191,17 @@ export const approvalBench: Bench = {
       const gate = summary(cutter.gatePhase).median;
       const gap =
         `Gap (medians, same run): the POST is answered after ${cAnswer.toFixed(1)} ms against the floor's ${fAnswer.toFixed(1)} ms ` +
-        '(run, plan hash and scope read in one query, signature and binding checked, then one call of store_approval: the run locked, its window and any ' +
-        'reuse of nonce or key checked, the kill switch (EXEC), the decision, the audit row, and the run\'s unconsumed approvals read back; ' +
-        'those re-verified, and the gate promoted by its id); the gate phase itself (claim → complete, from run_phase) ' +
-        `takes ${gate.toFixed(1)} ms where the floor's job does nothing (its claim also reads the run and its approvals, after the run's lock; ` +
-        'the trusted keys re-read, every signature re-verified, one call of consume_approvals that also records the phase, with its audit row). ' +
-        `The floor's one INSERT, a statement and its commit, took ${insert.toFixed(2)} ms here; cutter's path waits on 4 round trips to PostgreSQL ` +
-        'in sequence (2 in the POST, 2 in the gate) where the bound row below waits on 3, three of them commits, two of which wait for the WAL ' +
-        'flush as the bound\'s two do (the store and the consumption; the phase claim does not), and five signature verifications (the new one, ' +
-        'then both stored approvals at the release and again in the gate). The rest is the same BullMQ hand-offs the floor makes.';
+        '(signature and binding checked against the run as the board read it for the SG_1 before (its frozen binding is kept: no read), ' +
+        'then one call of store_approval: the run locked, its status, window and any reuse of nonce or key checked, the kill switch (EXEC), ' +
+        "the decision, the audit row, and the run's unconsumed approvals read back; the stored SG_1 re-verified, and the gate promoted by its id); " +
+        `the gate phase itself (its first read → its opening, from run_phase) takes ${gate.toFixed(1)} ms where the floor's job does nothing ` +
+        "(one read of the run and its approvals, no lock and no write; the trusted keys re-read, both signatures re-verified; one call of " +
+        'open_gate that claims and completes the phase, consumes the approvals and writes their audit row in one commit that does not wait for ' +
+        'the WAL flush (migration 016 says why that is safe)). ' +
+        `The floor's one INSERT, a statement and its commit, took ${insert.toFixed(2)} ms here; cutter's path waits on 3 round trips to PostgreSQL ` +
+        'in sequence (1 in the POST, 2 in the gate), as the bound row below does; only the store\'s commit waits for the WAL flush, where both of ' +
+        "the bound's do. Beside the bound it verifies four signatures (the new one, the stored SG_1 at the release, both again in the gate) and its " +
+        'statements do more than one INSERT each. The rest is the same BullMQ hand-offs the floor makes.';
       log(`cutter median ${c.median.toFixed(1)} ms p95 ${c.p95.toFixed(1)} ms; floor median ${f.median.toFixed(1)} ms p95 ${f.p95.toFixed(1)} ms`);
       log(`gate bound median ${b.median.toFixed(1)} ms p95 ${b.p95.toFixed(1)} ms`);
       log(`refused ${cutter.refusedPerS.toFixed(0)}/s; floor ${floorRefusedPerS.toFixed(0)}/s`);

@@ -44,26 +44,40 @@ export function gateSummary(opened: GateOpened, quorum: number): Record<string, 
   };
 }
 
+/** How an opening claims the gate's phase: already claimed by this attempt, or claimed by the opening itself (started at the read). */
+export type GateClaim = { claimed: true } | { claimed: false; startedAt: Date | undefined };
+
+/**
+ * Opens the gate when the approvals read are valid and complete: consumes
+ * exactly those, audits it and records the phase completed (claiming it too
+ * when it was not yet), in one commit. Null when they are not complete, or
+ * when, read before any claim, they were consumed elsewhere or the run ended
+ * meanwhile: decideGate then decides after a claim.
+ */
+export async function openIfApproved(deps: GateDeps, reads: GateReads, claim: GateClaim): Promise<GateOpened | null> {
+  const tally = tallyReads(reads, await deps.keys, deps);
+  if (!tally.complete) return null;
+  const outcome = await open(deps, reads.run.runId, tally, claim);
+  return typeof outcome === 'string' ? null : outcome;
+}
+
 /**
  * Opens the gate (consuming the approvals) or throws APPROVAL_EXPIRED /
  * GATE_BYPASSED. reads: the run and its unconsumed approvals as the gate's
  * claim read them (gateReadsFromClaim).
  */
 export async function decideGate(deps: GateDeps, reads: GateReads): Promise<GateOpened> {
-  const { run, unconsumed } = reads;
+  const { run } = reads;
   const runId = run.runId;
-  const keys = await deps.keys;
-  if (!run.windowEndsAt) throw new CutterError('GATE_NOT_ARMED', `run ${runId} reached the gate without a plan`);
-  const windowEndsAt = run.windowEndsAt;
-  // No approval can still be on its way in: the claim set the run running
-  // under the row lock that storeDecision takes and checks, and read the
-  // approvals after it had that lock (migration 015), so every approval not
-  // refused had committed before this read, received (in the database's
-  // clock) before the window's end. The filter keeps it that way for rows
-  // written any other way.
-  const rows = unconsumed.filter((r) => r.received_utc <= windowEndsAt);
-  const tally = tallyDecisions(rows, { keys, run, now: deps.now, stage: 'gate', quorum: deps.quorum });
-  if (tally.complete) return consume(deps, runId, tally);
+  const tally = tallyReads(reads, await deps.keys, deps);
+  if (tally.complete) {
+    const outcome = await open(deps, runId, tally, { claimed: true });
+    if (outcome === 'run_ended') throw new CutterError('GATE_RUN_ENDED', `run ${runId} ended while its gate was deciding; nothing consumed`);
+    if (outcome !== 'consumed_elsewhere') return outcome;
+    // A twin delivery that opened first: not a bypass.
+    if (await alreadyOpened(deps.pool, runId)) return { consumedNow: false, sg1Keys: [], execKeys: [] };
+    throw new CutterError('GATE_CONSUME_RACE', `run ${runId}: some approvals were consumed elsewhere; failing closed`);
+  }
   // A redelivery of a gate that already opened finds its approvals consumed: not a bypass.
   if (await alreadyOpened(deps.pool, runId)) return { consumedNow: false, sg1Keys: [], execKeys: [] };
 
@@ -74,6 +88,7 @@ export async function decideGate(deps: GateDeps, reads: GateReads): Promise<Gate
       WHERE run_id = $1`,
     [runId],
   );
+  const windowEndsAt = windowEnd(run);
   const missing = `waiting for ${tally.waitingFor.join(' and ')}`;
   if (deps.now.getTime() + EXPIRY_TOLERANCE_MS >= windowEndsAt.getTime()) {
     throw new CutterError(
@@ -97,6 +112,28 @@ export async function decideGate(deps: GateDeps, reads: GateReads): Promise<Gate
   );
 }
 
+function windowEnd(run: GateReads['run']): Date {
+  if (!run.windowEndsAt) throw new CutterError('GATE_NOT_ARMED', `run ${run.runId} reached the gate without a plan`);
+  return run.windowEndsAt;
+}
+
+/**
+ * What the approvals read are worth now. Only those received before the
+ * window's end count. After a claim no approval can still be on its way in:
+ * the claim set the run running under the row lock that storeDecision takes
+ * and checks, and read the approvals after it had that lock (migration 015),
+ * so every approval not refused had committed before this read, received
+ * (in the database's clock) before the window's end. Before a claim, an
+ * approval may still arrive; only a complete tally acts on such a read, and
+ * a later approval stays unconsumed. The filter keeps it that way for rows
+ * written any other way.
+ */
+function tallyReads(reads: GateReads, keys: TrustedKeys, deps: GateDeps): GateTally {
+  const windowEndsAt = windowEnd(reads.run);
+  const rows = reads.unconsumed.filter((r) => r.received_utc <= windowEndsAt);
+  return tallyDecisions(rows, { keys, run: reads.run, now: deps.now, stage: 'gate', quorum: deps.quorum });
+}
+
 async function alreadyOpened(db: Pool, runId: string): Promise<boolean> {
   const { rowCount } = await db.query(
     `SELECT 1 FROM cutter_governance.audit_event WHERE run_id = $1 AND kind = 'gate.released' LIMIT 1`,
@@ -107,27 +144,30 @@ async function alreadyOpened(db: Pool, runId: string): Promise<boolean> {
 
 /**
  * Marks exactly the approvals that opened the gate as consumed, once, audits
- * it and records the gate phase completed (consumedNow): one call of
- * cutter_governance.consume_approvals (migration 013), one commit. Its row
- * locks serialise a twin delivery of the gate: the twin waits, then finds the
- * rows consumed (CG001, nothing changed) and the gate already opened.
+ * it and records the gate phase completed: one call of
+ * cutter_governance.open_gate (migration 016), one commit. Its row locks
+ * serialise a twin delivery of the gate: the twin waits, then finds the rows
+ * consumed (CG001, nothing changed). Otherwise it says which: some approval
+ * was consumed elsewhere (CG001), or the run is no longer in flight (CG002).
  */
-async function consume(deps: GateDeps, runId: string, tally: GateTally): Promise<GateOpened> {
+async function open(deps: GateDeps, runId: string, tally: GateTally, claim: GateClaim): Promise<GateOpened | 'consumed_elsewhere' | 'run_ended'> {
   const ids = [...tally.sg1, ...tally.exec].map((a) => a.id);
   const opened = { sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };
   await deps.beforeConsume?.();
   try {
-    await deps.pool.query('SELECT cutter_governance.consume_approvals($1, $2::bigint[], $3, $4::jsonb, $5::jsonb)', [
+    await deps.pool.query('SELECT cutter_governance.open_gate($1, $2::bigint[], $3, $4::jsonb, $5::jsonb, $6, $7)', [
       runId,
       ids,
       'worker:approval-gate',
       JSON.stringify({ decision_ids: ids, sg_1_keys: opened.sg1Keys, exec_keys: opened.execKeys, quorum: tally.quorum }),
       JSON.stringify(gateSummary({ consumedNow: true, ...opened }, deps.quorum)),
+      claim.claimed,
+      claim.claimed ? null : (claim.startedAt ?? null),
     ]);
   } catch (err) {
-    if (!isPgError(err, 'CG001')) throw err;
-    if (await alreadyOpened(deps.pool, runId)) return { consumedNow: false, ...opened };
-    throw new CutterError('GATE_CONSUME_RACE', `run ${runId}: some approvals were consumed elsewhere; failing closed`);
+    if (isPgError(err, 'CG001')) return 'consumed_elsewhere';
+    if (isPgError(err, 'CG002')) return 'run_ended';
+    throw err;
   }
   return { consumedNow: true, ...opened };
 }

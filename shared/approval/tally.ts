@@ -62,17 +62,25 @@ export async function listDecisions(db: Pool | PoolClient, runId: string, which:
   return rows;
 }
 
-/** Re-validates each stored row and counts SG_1 keys against the quorum and EXEC grants. */
+/**
+ * Re-validates each stored row and counts SG_1 keys against the quorum and
+ * EXEC grants. justStored: a row the caller has just validated (on arrival,
+ * with the same keys, run and clock: every check the gate stage makes, and
+ * more) and stored from that very approval; it is counted as validated.
+ */
 export function tallyDecisions(
   rows: StoredDecision[],
-  ctx: { keys: TrustedKeys; run: RunBinding; now: Date; stage: ValidationStage; quorum: number },
+  ctx: { keys: TrustedKeys; run: RunBinding; now: Date; stage: ValidationStage; quorum: number; justStored?: { id: number; approval: ValidApproval } | undefined },
 ): GateTally {
   const sg1 = new Map<string, CountedApproval>();
   const exec: CountedApproval[] = [];
   const invalid: GateTally['invalid'] = [];
   for (const row of rows) {
     try {
-      const valid = validateSovereignApproval({ document: row.document, signature: row.signature, key_id: row.key_id }, ctx);
+      const valid =
+        ctx.justStored?.id === row.id
+          ? ctx.justStored.approval
+          : validateSovereignApproval({ document: row.document, signature: row.signature, key_id: row.key_id }, ctx);
       // The columns the unique constraints work on must say what the signed text says.
       if (valid.doc.gate !== row.gate || valid.doc.nonce !== row.nonce) throw new Error('the stored gate or nonce differs from the signed document');
       const counted = { ...valid, id: row.id };

@@ -109,6 +109,8 @@ export interface ClaimedPhase {
   started: boolean;
   /** approval-gate only: cutter_governance.gate_reads of the claimed run (read after its lock); null otherwise. */
   gateReads: unknown;
+  /** peekGate only: the database's clock at the read, the phase's start if the gate opens on it. */
+  readAt?: Date;
 }
 
 /**
@@ -153,6 +155,27 @@ export async function claimPhase(db: Db, runId: string, phase: Phase): Promise<C
   if (!row) return null;
   const { started, gate_reads, ...run } = row;
   return { run, started, gateReads: gate_reads };
+}
+
+/**
+ * The approval gate's first read: the run and, while it is in flight, the
+ * reads of cutter_governance.gate_reads, without claiming anything (no lock,
+ * no write). When these approvals open the gate, its one commit
+ * (cutter_governance.open_gate, migration 016) is the claim as well; any
+ * other decision is taken after claimPhase. started: the run is in flight;
+ * readAt: the database's clock at the read, the phase's start if it opens.
+ */
+export async function peekGate(db: Db, runId: string): Promise<ClaimedPhase | null> {
+  const { rows } = await db.query<RunRow & { started: boolean; gate_reads: unknown; read_at: Date }>(
+    `SELECT r.*, s.started, CASE WHEN s.started THEN cutter_governance.gate_reads(r.run_id) END AS gate_reads, clock_timestamp() AS read_at
+       FROM cutter_governance.run r, LATERAL (SELECT r.status IN ('queued', 'running', 'awaiting_approval') AS started) s
+      WHERE r.run_id = $1`,
+    [runId],
+  );
+  const row = rows[0];
+  if (!row) return null;
+  const { started, gate_reads, read_at, ...run } = row;
+  return { run, started, gateReads: gate_reads, readAt: read_at };
 }
 
 /** A phase finished; its small summary is kept for the status view and the report. */

@@ -1,7 +1,8 @@
-import { decideGate, gateSummary } from '../../shared/approval/gate.js';
+import { decideGate, gateSummary, openIfApproved, type GateDeps } from '../../shared/approval/gate.js';
 import { gateReadsFromClaim } from '../../shared/approval/binding.js';
 import { loadTrustedKeys } from '../../shared/approval/keys.js';
 import { faultPoint } from '../../shared/faults.js';
+import { claimPhase } from '../../shared/runs/store.js';
 import { PHASE_RECORDED, type PhaseProcessor } from '../context.js';
 
 /**
@@ -11,15 +12,29 @@ import { PHASE_RECORDED, type PhaseProcessor } from '../context.js';
  * Postgres alone (shared/approval/gate.ts): valid unconsumed approvals are
  * consumed and the run goes on; otherwise the run ends expired (window over)
  * or failed closed and audited (released by hand).
+ *
+ * The runner only read the run and its approvals (peekGate). When they open
+ * the gate, which is every release by the endpoint, the commit that consumes
+ * them also claims the phase. Any other decision is taken on what the gate
+ * reads after claiming the phase under the run's lock, when no approval can
+ * still be on its way in.
  */
-export const processApprovalGate: PhaseProcessor = async ({ run, gateReads }, deps) => {
-  // Read on every wake, so a key removed from SOVEREIGN_KEYS stops counting at once.
-  const keys = loadTrustedKeys(deps.cfg.SOVEREIGN_KEYS);
-  const opened = await decideGate(
-    { pool: deps.pool, keys, quorum: deps.cfg.SOVEREIGN_QUORUM, now: new Date(), beforeConsume: () => faultPoint(deps.cfg, 'approval-gate.middle') },
-    gateReadsFromClaim(run, gateReads),
-  );
+export const processApprovalGate: PhaseProcessor = async ({ run, gateReads, readAt }, deps) => {
+  const gate: GateDeps = {
+    pool: deps.pool,
+    // Read on every wake, so a key removed from SOVEREIGN_KEYS stops counting at once.
+    keys: loadTrustedKeys(deps.cfg.SOVEREIGN_KEYS),
+    quorum: deps.cfg.SOVEREIGN_QUORUM,
+    now: new Date(),
+    beforeConsume: () => faultPoint(deps.cfg, 'approval-gate.middle'),
+  };
+  let opened = await openIfApproved(gate, gateReadsFromClaim(run, gateReads), { claimed: false, startedAt: readAt });
+  if (!opened) {
+    const claimed = await claimPhase(deps.pool, run.run_id, 'approval-gate');
+    if (!claimed?.started) return { skipped: `run already ${claimed?.run.status ?? 'gone'}` };
+    opened = await decideGate(gate, gateReadsFromClaim(claimed.run, claimed.gateReads));
+  }
   const summary = gateSummary(opened, deps.cfg.SOVEREIGN_QUORUM);
-  // Consuming the approvals recorded the phase completed in the same commit.
+  // Opening the gate recorded the phase completed in the same commit.
   return opened.consumedNow ? { ...summary, [PHASE_RECORDED]: true } : summary;
 };

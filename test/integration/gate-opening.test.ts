@@ -1,0 +1,160 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gateReadsFromClaim, loadGateRun, type GateReads } from '../../shared/approval/binding.js';
+import { decideGate, openIfApproved, type GateDeps } from '../../shared/approval/gate.js';
+import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
+import { storeDecision } from '../../shared/approval/store.js';
+import { validateSovereignApproval } from '../../shared/approval/validate.js';
+import { claimPhase, peekGate } from '../../shared/runs/store.js';
+import { createDemoDatabase, type TestDatabase } from '../support/db.js';
+import { insertPausedRun, type PausedRun } from '../support/paused-run.js';
+import { approvalFor, makeKey, writeTrustedKeys, type TestKey } from '../support/sovereign.js';
+
+/**
+ * The gate's opening (migration 016). The runner only reads the run and its
+ * approvals (peekGate); when they are complete, one commit claims the phase,
+ * consumes exactly those approvals, audits it and records the phase
+ * completed. A read that went stale before that commit (approvals consumed
+ * by a twin, the run ended) opens nothing and leaves the decision to a
+ * claim under the run's lock, as before.
+ */
+
+const alice = makeKey('alice');
+const bob = makeKey('bob');
+let db: TestDatabase;
+let dir: string;
+let keys: TrustedKeys;
+
+beforeAll(async () => {
+  db = await createDemoDatabase('gate-opening', 'test');
+  dir = mkdtempSync(join(tmpdir(), 'cutter-gate-opening-'));
+  keys = await loadTrustedKeys(writeTrustedKeys(dir, [alice, bob]));
+}, 60_000);
+afterAll(async () => {
+  await db.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const gate = (): GateDeps => ({ pool: db.pool, keys, quorum: 1, now: new Date() });
+
+/** A paused run with approvals by `by` stored as the endpoint stores them. */
+async function approvedRun(by: [TestKey, 'SG_1' | 'EXEC'][]): Promise<PausedRun & { ids: number[] }> {
+  await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+  const run = await insertPausedRun(db.pool);
+  const ids: number[] = [];
+  for (const [key, g] of by) ids.push(await store(run, key, g));
+  return { ...run, ids };
+}
+
+async function store(run: PausedRun, key: TestKey, g: 'SG_1' | 'EXEC'): Promise<number> {
+  const binding = await loadGateRun(db.pool, run.runId);
+  if (!binding) throw new Error(`no run ${run.runId}`);
+  const valid = validateSovereignApproval(approvalFor(run, g, key), { keys, run: binding, now: new Date(), stage: 'submit' });
+  return (await storeDecision(db.pool, valid)).decisionId;
+}
+
+/** The runner's read: the run and its approvals, nothing claimed. */
+async function peek(runId: string): Promise<{ reads: GateReads; readAt: Date | undefined }> {
+  const peeked = await peekGate(db.pool, runId);
+  if (!peeked?.started) throw new Error(`run ${runId} is not in flight`);
+  return { reads: gateReadsFromClaim(peeked.run, peeked.gateReads), readAt: peeked.readAt };
+}
+
+async function state(runId: string) {
+  const run = await db.pool.query<{ status: string; phase: string | null }>('SELECT status, phase FROM cutter_governance.run WHERE run_id = $1', [runId]);
+  const phase = await db.pool.query<{ state: string; attempts: number; started_at: Date; finished_at: Date | null }>(
+    `SELECT state, attempts, started_at, finished_at FROM cutter_governance.run_phase WHERE run_id = $1 AND phase = 'approval-gate'`,
+    [runId],
+  );
+  const consumed = await db.pool.query<{ id: number }>(
+    'SELECT id FROM cutter_governance.review_decision WHERE run_id = $1 AND consumed_utc IS NOT NULL ORDER BY id',
+    [runId],
+  );
+  const released = await db.pool.query(`SELECT 1 FROM cutter_governance.audit_event WHERE run_id = $1 AND kind = 'gate.released'`, [runId]);
+  return { run: run.rows[0], phase: phase.rows[0], consumed: consumed.rows.map((r) => r.id), releasedAudits: released.rowCount };
+}
+
+describe('the gate opening', () => {
+  it('claims the phase, consumes the approvals it read and audits it in one commit', async () => {
+    const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
+    const { reads, readAt } = await peek(run.runId);
+    // Reading claimed nothing: the run still awaits approval and has no gate phase row.
+    expect((await state(run.runId)).run?.status).toBe('awaiting_approval');
+    expect((await state(run.runId)).phase).toBeUndefined();
+
+    const opened = await openIfApproved(gate(), reads, { claimed: false, startedAt: readAt });
+    expect(opened).toEqual({ consumedNow: true, sg1Keys: [alice.keyId], execKeys: [bob.keyId] });
+    const after = await state(run.runId);
+    expect(after.run).toEqual({ status: 'running', phase: 'approval-gate' });
+    expect(after.phase?.state).toBe('completed');
+    expect(after.phase?.attempts).toBe(1);
+    // The phase started at the read and finished at the opening.
+    expect(after.phase?.started_at.getTime()).toBe(readAt?.getTime());
+    expect(after.phase?.finished_at?.getTime()).toBeGreaterThanOrEqual(readAt?.getTime() ?? Infinity);
+    expect(after.consumed).toEqual(run.ids);
+    expect(after.releasedAudits).toBe(1);
+  });
+
+  it('opens nothing on an incomplete read: the decision waits for the claim', async () => {
+    const run = await approvedRun([[alice, 'SG_1']]);
+    const { reads, readAt } = await peek(run.runId);
+    expect(await openIfApproved(gate(), reads, { claimed: false, startedAt: readAt })).toBeNull();
+    const after = await state(run.runId);
+    expect(after.run?.status).toBe('awaiting_approval');
+    expect(after.consumed).toEqual([]);
+  });
+
+  it('consumes only the approvals it judged: one stored after its read stays unconsumed, and the run takes no more', async () => {
+    const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
+    const { reads, readAt } = await peek(run.runId);
+    const late = await store(run, bob, 'SG_1');
+    expect(await openIfApproved(gate(), reads, { claimed: false, startedAt: readAt })).not.toBeNull();
+    const after = await state(run.runId);
+    expect(after.consumed).toEqual(run.ids);
+    expect(after.consumed).not.toContain(late);
+    await expect(store(run, alice, 'EXEC')).rejects.toMatchObject({ code: 'APPROVAL_RUN_NOT_AWAITING' });
+  });
+
+  it('of two deliveries that read the same approvals, opens once; the other finds it already opened after its claim', async () => {
+    const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
+    const first = await peek(run.runId);
+    const twin = await peek(run.runId);
+    expect((await openIfApproved(gate(), first.reads, { claimed: false, startedAt: first.readAt }))?.consumedNow).toBe(true);
+    // The twin's stale read opens nothing and changes nothing.
+    expect(await openIfApproved(gate(), twin.reads, { claimed: false, startedAt: twin.readAt })).toBeNull();
+    const claimed = await claimPhase(db.pool, run.runId, 'approval-gate');
+    const decided = await decideGate(gate(), gateReadsFromClaim(claimed!.run, claimed!.gateReads));
+    expect(decided.consumedNow).toBe(false);
+    const after = await state(run.runId);
+    expect(after.consumed).toEqual(run.ids);
+    expect(after.releasedAudits).toBe(1);
+  });
+
+  it('does not open a run that ended between its read and its opening', async () => {
+    const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
+    const { reads, readAt } = await peek(run.runId);
+    await db.pool.query(`UPDATE cutter_governance.run SET status = 'failed' WHERE run_id = $1`, [run.runId]);
+    expect(await openIfApproved(gate(), reads, { claimed: false, startedAt: readAt })).toBeNull();
+    const after = await state(run.runId);
+    expect(after.run?.status).toBe('failed');
+    expect(after.consumed).toEqual([]);
+    expect(after.releasedAudits).toBe(0);
+    expect(after.phase).toBeUndefined();
+  });
+
+  it('after a claim, opening keeps the attempt and start the claim recorded', async () => {
+    const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
+    const claimed = await claimPhase(db.pool, run.runId, 'approval-gate');
+    const before = await state(run.runId);
+    expect(before.phase?.state).toBe('active');
+    const opened = await decideGate(gate(), gateReadsFromClaim(claimed!.run, claimed!.gateReads));
+    expect(opened.consumedNow).toBe(true);
+    const after = await state(run.runId);
+    expect(after.phase?.state).toBe('completed');
+    expect(after.phase?.attempts).toBe(before.phase?.attempts);
+    expect(after.phase?.started_at.getTime()).toBe(before.phase?.started_at.getTime());
+    expect(after.consumed).toEqual(run.ids);
+  });
+});
