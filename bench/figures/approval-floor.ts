@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { FlowProducer, Queue, Worker, type Job } from 'bullmq';
 import express from 'express';
 import { createRedis } from '../../shared/redis.js';
-import { connection, disconnectAll, post, throughput, untilDelayed, WINDOW_MS, type Harness, type Measured } from '../support/approval-harness.js';
+import { connection, post, throughput, untilDelayed, WINDOW_MS, type Harness, type Measured, type Side } from '../support/approval-harness.js';
 
 /**
  * The approval figure's floor (issue 7): a bare express handler that inserts
@@ -18,8 +18,6 @@ export type FloorVariant = 'floor' | 'gate-bound';
 export interface FloorMeasured extends Measured {
   /** The handler's one INSERT, a statement and its commit: the unit cutter's extra statements are counted in. */
   insertMs: number[];
-  /** Refusals per second of a bare handler that parses the JSON and answers 403 (floor only). */
-  refusedPerS: number | null;
 }
 
 /** The queues each variant uses, so the bench can remove them afterwards. */
@@ -27,12 +25,12 @@ export function floorQueues(variant: FloorVariant): [string, string] {
   return [`${variant}-gate`, `${variant}-next`];
 }
 
-/** Measures one variant over `runs` POSTs of body. */
-export async function measureFloor(h: Harness, runs: number, body: string, variant: FloorVariant): Promise<FloorMeasured> {
+/** Opens one variant: its table, its express server (which also answers /refuse with a bare 403), its two workers; POSTs body each round. */
+export async function openFloor(h: Harness, body: string, variant: FloorVariant): Promise<Side<FloorMeasured>> {
   await h.pool.query('CREATE TABLE IF NOT EXISTS bench_floor (id text PRIMARY KEY, body text NOT NULL)');
   await h.pool.query('CREATE TABLE IF NOT EXISTS bench_floor_consumed (id text PRIMARY KEY REFERENCES bench_floor (id))');
   const [gateName, nextName] = floorQueues(variant);
-  const insertMs: number[] = [];
+  const measured: FloorMeasured = { ms: [], answered: [], insertMs: [] };
   const redis = createRedis(h.cfg.REDIS_URL, 'worker');
   const gate = new Queue(gateName, { connection: redis, prefix: h.prefix });
   const app = express();
@@ -40,7 +38,7 @@ export async function measureFloor(h: Harness, runs: number, body: string, varia
     const id = String(req.params['id']);
     const t = performance.now();
     await h.pool.query('INSERT INTO bench_floor (id, body) VALUES ($1, $2)', [id, JSON.stringify(req.body)]);
-    insertMs.push(performance.now() - t);
+    measured.insertMs.push(performance.now() - t);
     await (await gate.getJob(`${id}.gate`))?.promote();
     res.status(201).json({ ok: true });
   });
@@ -70,11 +68,11 @@ export async function measureFloor(h: Harness, runs: number, body: string, varia
   ];
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   const flows = new FlowProducer({ connection: redis, prefix: h.prefix });
-  const ms: number[] = [];
-  const answered: number[] = [];
-  try {
-    for (let i = 0; i < runs; i += 1) {
-      const id = `${variant}-${process.pid}-${i}`;
+  let i = 0;
+  return {
+    measured,
+    round: async () => {
+      const id = `${variant}-${process.pid}-${i++}`;
       await flows.add({
         name: 'next', queueName: nextName, data: { id }, opts: { jobId: `${id}.next` },
         children: [{ name: 'gate', queueName: gateName, data: { id }, opts: { jobId: `${id}.gate`, delay: WINDOW_MS } }],
@@ -83,18 +81,17 @@ export async function measureFloor(h: Harness, runs: number, body: string, varia
       const became = new Promise<number>((resolve) => active.set(id, resolve));
       const t0 = performance.now();
       if ((await post(`${base}/floor/${id}`, body)) !== 201) throw new Error(`${variant} refused`);
-      answered.push(performance.now() - t0);
-      ms.push((await became) - t0);
-    }
-    const refusedPerS = variant === 'floor' ? await throughput(`${base}/refuse`, body, runs * 40, 16, 403) : null;
-    return { ms, answered, insertMs, refusedPerS };
-  } finally {
-    await flows.close();
-    await Promise.all(workers.map((w) => w.close()));
-    await gate.close();
-    redis.disconnect();
-    disconnectAll();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
+      measured.answered.push(performance.now() - t0);
+      measured.ms.push((await became) - t0);
+    },
+    refusedPerS: (count) => throughput(`${base}/refuse`, body, count, 16, 403),
+    close: async () => {
+      await flows.close();
+      await Promise.all(workers.map((w) => w.close()));
+      await gate.close();
+      redis.disconnect();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -16,9 +16,9 @@ import { createRedis } from '../../shared/redis.js';
 import { phaseRunner } from '../../workers/phase-runner.js';
 import { processApprovalGate } from '../../workers/approval-gate/process.js';
 import type { Bench, Figure } from '../harness.js';
-import { connection, disconnectAll, post, summary, throughput, untilDelayed, WARMUP_REQUESTS, WINDOW_MS, type Harness, type Measured } from '../support/approval-harness.js';
+import { connection, disconnectAll, post, summary, throughput, untilDelayed, WARMUP_REQUESTS, WINDOW_MS, type Harness, type Measured, type Side } from '../support/approval-harness.js';
 import { obliterateQueues, phaseSeconds } from '../support/live-run.js';
-import { floorQueues, measureFloor } from './approval-floor.js';
+import { floorQueues, openFloor } from './approval-floor.js';
 import { dropScratch, scratchUrl } from './seed.js';
 
 /**
@@ -27,9 +27,12 @@ import { dropScratch, scratchUrl } from './seed.js';
  * a lightweight flow (execute ← approval-gate [delayed] ← cutplan) with the
  * real endpoint, release and gate processor. The floor, in the same run: a
  * bare express handler that inserts one row and promotes a delayed job,
- * timed to the next job (its parent) becoming active. Also: invalid
- * approvals (a signature by another key) refused per second, beside a bare
- * handler that parses the same JSON and answers 403.
+ * timed to the next job (its parent) becoming active; and the bound (the
+ * floor plus the gate's mandated read and write). The three sides stay open
+ * and take their rounds in turn, so each is measured across the same
+ * stretch of the machine's time. Also: invalid approvals (a signature by
+ * another key) refused per second, beside a bare handler that parses the
+ * same JSON and answers 403.
  */
 
 const silent = pino({ level: 'silent' });
@@ -85,8 +88,10 @@ async function setUp(): Promise<Harness> {
   };
 }
 
+type CutterMeasured = Measured & { gatePhase: number[] };
+
 /** cutter: the real endpoint, release and gate; the execute stub marks when it becomes active. */
-async function measureCutter(h: Harness, runs: number, log: (line: string) => void): Promise<Measured & { gatePhase: number[]; refusedPerS: number }> {
+async function openCutter(h: Harness): Promise<Side<CutterMeasured>> {
   const key = generateSovereignKey();
   mkdirSync(join(h.dir, 'public'), { recursive: true });
   writeFileSync(join(h.dir, 'public', 'bench-sovereign.pem'), key.publicPem);
@@ -120,14 +125,18 @@ async function measureCutter(h: Harness, runs: number, log: (line: string) => vo
   ];
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   const flows = new FlowProducer({ connection: redis, prefix: h.prefix });
-  const ms: number[] = [];
-  const answered: number[] = [];
-  const gatePhase: number[] = [];
-  try {
-    for (let i = 0; i < runs; i += 1) {
-      const runId = `bench-${process.pid}-${i}`;
-      const plan = randomBytes(32).toString('hex');
-      await insertPausedRun(h.pool, runId, plan);
+  const measured: CutterMeasured = { ms: [], answered: [], gatePhase: [] };
+  const pausedRun = async (runId: string) => {
+    const plan = randomBytes(32).toString('hex');
+    await insertPausedRun(h.pool, runId, plan);
+    return { runId, target: 'icx-work', planSha256: plan, maxUnits: 1, transitions: ['draft->enacted' as const] };
+  };
+  let i = 0;
+  return {
+    measured,
+    round: async () => {
+      const runId = `bench-${process.pid}-${i++}`;
+      const req = await pausedRun(runId);
       const executeDone = new Promise<void>((resolve) => workers[2]?.once('completed', () => resolve()));
       await flows.add({
         name: 'execute', queueName: 'execute', data: { runId }, opts: { jobId: `${runId}.execute` },
@@ -137,7 +146,6 @@ async function measureCutter(h: Harness, runs: number, log: (line: string) => vo
         }],
       });
       await untilDelayed(queues['approval-gate'], `${runId}.approval-gate`);
-      const req = { runId, target: 'icx-work', planSha256: plan, maxUnits: 1, transitions: ['draft->enacted' as const] };
       const sign = (gate: 'SG_1' | 'EXEC') => JSON.stringify(signDocument(serialiseApprovalDocument(buildDocument({ ...req, gate }, { ttlS: 3600 })), privateKey));
       const url = `${board.url}/runs/${runId}/approvals`;
       if ((await post(url, sign('SG_1'))) !== 201) throw new Error('SG_1 refused');
@@ -145,27 +153,36 @@ async function measureCutter(h: Harness, runs: number, log: (line: string) => vo
       const became = new Promise<number>((resolve) => active.set(runId, resolve));
       const t0 = performance.now();
       if ((await post(url, exec)) !== 201) throw new Error('EXEC refused');
-      answered.push(performance.now() - t0);
-      ms.push((await became) - t0);
+      measured.answered.push(performance.now() - t0);
+      measured.ms.push((await became) - t0);
       await executeDone;
-      gatePhase.push(((await phaseSeconds(h.pool, runId))['approval-gate'] ?? Number.NaN) * 1000);
-    }
-    log(`cutter: ${runs} runs released`);
+      measured.gatePhase.push(((await phaseSeconds(h.pool, runId))['approval-gate'] ?? Number.NaN) * 1000);
+    },
     // Invalid: a signature by another key over a well-formed document for a paused run.
-    const runId = `bench-${process.pid}-refuse`;
-    const plan = randomBytes(32).toString('hex');
-    await insertPausedRun(h.pool, runId, plan);
-    const doc = serialiseApprovalDocument(buildDocument({ gate: 'SG_1', runId, target: 'icx-work', planSha256: plan, maxUnits: 1, transitions: ['draft->enacted'] }, { ttlS: 3600 }));
-    const forged = JSON.stringify({ ...signDocument(doc, other), key_id: key.keyId });
-    const refusedPerS = await throughput(`${board.url}/runs/${runId}/approvals`, forged, runs * 40, 16, 403);
-    return { ms, answered, gatePhase, refusedPerS };
-  } finally {
-    await flows.close();
-    await Promise.all(workers.map((w) => w.close()));
-    await Promise.all(Object.values(queues).map((q) => q.close()));
-    redis.disconnect();
-    disconnectAll();
-    await board.close();
+    refusedPerS: async (count) => {
+      const req = await pausedRun(`bench-${process.pid}-refuse`);
+      const doc = serialiseApprovalDocument(buildDocument({ ...req, gate: 'SG_1' }, { ttlS: 3600 }));
+      const forged = JSON.stringify({ ...signDocument(doc, other), key_id: key.keyId });
+      return throughput(`${board.url}/runs/${req.runId}/approvals`, forged, count, 16, 403);
+    },
+    close: async () => {
+      await flows.close();
+      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(Object.values(queues).map((q) => q.close()));
+      redis.disconnect();
+      await board.close();
+    },
+  };
+}
+
+/**
+ * Runs the sides' rounds interleaved (the order turned each round, so no side
+ * always follows the same one), runs rounds in all.
+ */
+async function interleave(sides: Side<Measured>[], rounds: number): Promise<void> {
+  for (let r = 0; r < rounds; r += 1) {
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) await side.round();
   }
 }
 
@@ -175,16 +192,23 @@ export const approvalBench: Bench = {
   async run({ quick, log }): Promise<Figure[]> {
     const runs = quick ? 20 : 60;
     const h = await setUp();
+    const sides: Side<Measured>[] = [];
     try {
-      const cutter = await measureCutter(h, runs, log);
       // The floor posts a body of the same size as an envelope.
       const body = JSON.stringify({ document: 'x'.repeat(330), signature: 'y'.repeat(88), key_id: '0123456789abcdef' });
-      const floor = await measureFloor(h, runs, body, 'floor');
-      const bound = await measureFloor(h, runs, body, 'gate-bound');
+      const cutterSide = await openCutter(h);
+      const floorSide = await openFloor(h, body, 'floor');
+      const boundSide = await openFloor(h, body, 'gate-bound');
+      sides.push(cutterSide, floorSide, boundSide);
+      await interleave(sides, runs);
+      log(`${runs} rounds of cutter, floor and bound, interleaved`);
+      const cutter = { ...cutterSide.measured, refusedPerS: await cutterSide.refusedPerS(runs * 40) };
+      const floor = floorSide.measured;
+      const bound = boundSide.measured;
+      const floorRefusedPerS = await floorSide.refusedPerS(runs * 40);
       const c = summary(cutter.ms);
       const f = summary(floor.ms);
       const b = summary(bound.ms);
-      const floorRefusedPerS = floor.refusedPerS ?? Number.NaN;
       const insert = summary(floor.insertMs).median;
       const cAnswer = summary(cutter.answered).median;
       const fAnswer = summary(floor.answered).median;
@@ -250,6 +274,8 @@ export const approvalBench: Bench = {
         },
       ];
     } finally {
+      for (const side of sides) await side.close();
+      disconnectAll();
       await h.close();
     }
   },

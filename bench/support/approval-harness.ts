@@ -26,6 +26,21 @@ export interface Measured {
   answered: number[];
 }
 
+/**
+ * One side of the measurement (cutter, its floor, the bound), open for the
+ * whole figure, so the bench can interleave their rounds: the machine's
+ * slow drifts then fall on every side alike instead of on whichever ran
+ * while it was slow.
+ */
+export interface Side<M extends Measured> {
+  /** Measures one POST → next job active into measured. */
+  round: () => Promise<void>;
+  measured: M;
+  /** Refusals per second of count requests refused by this side (cutter: a forged signature; a floor: a bare 403). */
+  refusedPerS: (count: number) => Promise<number>;
+  close: () => Promise<void>;
+}
+
 /** Worker connections the bench opens; BullMQ leaves a connection it was given open on close. */
 const connections: Redis[] = [];
 export function connection(cfg: Config): Redis {
