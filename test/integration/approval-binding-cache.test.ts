@@ -1,17 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { BindingCache } from '../../shared/approval/binding-cache.js';
-import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
 import { submitApproval, type ApprovalDeps } from '../../shared/approval/submit.js';
 import { errorCode } from '../../shared/errors.js';
 import { createRedis } from '../../shared/redis.js';
-import { createDemoDatabase, type TestDatabase } from '../support/db.js';
+import { approvalDatabase } from '../support/approval-db.js';
 import { insertPausedRun, type PausedRun } from '../support/paused-run.js';
-import { approvalFor, makeKey, writeTrustedKeys, type Envelope } from '../support/sovereign.js';
+import { approvalFor, makeKey, type Envelope } from '../support/sovereign.js';
 
 /**
  * The board keeps the frozen binding of a run awaiting approval
@@ -24,23 +20,14 @@ import { approvalFor, makeKey, writeTrustedKeys, type Envelope } from '../suppor
 
 const alice = makeKey('alice');
 const bob = makeKey('bob');
-let db: TestDatabase;
-let dir: string;
-let keys: TrustedKeys;
+const env = approvalDatabase('approval-binding-cache', [alice, bob]);
 const redis = createRedis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
 const gateQueue = new Queue('approval-gate', { connection: redis, prefix: `test-binding-cache-${process.pid}` });
 
-beforeAll(async () => {
-  db = await createDemoDatabase('approval-binding-cache', 'test');
-  dir = mkdtempSync(join(tmpdir(), 'cutter-binding-cache-'));
-  keys = await loadTrustedKeys(writeTrustedKeys(dir, [alice, bob]));
-}, 60_000);
 afterAll(async () => {
   await gateQueue.obliterate({ force: true });
   await gateQueue.close();
   redis.disconnect();
-  await db.drop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** The binding read's text (loadGateRun): the run joined with its change set. */
@@ -49,7 +36,7 @@ const BINDING_READ = 'LEFT JOIN cutter_governance.cut_change_set';
 /** Approval deps over a pool that counts the binding reads; quorum 2, so one SG_1 and an EXEC never release. */
 function deps(bindings: BindingCache | undefined): ApprovalDeps & { bindingReads: () => number } {
   let reads = 0;
-  const counting = new Proxy(db.pool, {
+  const counting = new Proxy(env.db.pool, {
     get(target, prop, receiver) {
       if (prop !== 'query') return Reflect.get(target, prop, receiver) as unknown;
       return (text: unknown, ...rest: unknown[]) => {
@@ -58,12 +45,12 @@ function deps(bindings: BindingCache | undefined): ApprovalDeps & { bindingReads
       };
     },
   });
-  const base = { pool: counting, keys, quorum: 2, gateQueue, log: pino({ level: 'silent' }), releaseWaitMs: 0, bindingReads: () => reads };
+  const base = { pool: counting, keys: env.keys, quorum: 2, gateQueue, log: pino({ level: 'silent' }), releaseWaitMs: 0, bindingReads: () => reads };
   return bindings ? { ...base, bindings } : base;
 }
 
 async function decisions(runId: string): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.review_decision WHERE run_id = $1', [runId]);
+  const { rows } = await env.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.review_decision WHERE run_id = $1', [runId]);
   return rows[0]?.n ?? -1;
 }
 
@@ -75,17 +62,17 @@ const refusalOf = (d: ApprovalDeps, run: PausedRun, envelope: Envelope) =>
 
 describe('the binding cache of the approval endpoint', () => {
   it('reads a run once: the next approval for it costs only the store', async () => {
-    const run = await insertPausedRun(db.pool);
+    const run = await insertPausedRun(env.db.pool);
     const cached = deps(new BindingCache());
     await submitApproval(cached, run.runId, approvalFor(run, 'SG_1', alice));
     const answer = await submitApproval(cached, run.runId, approvalFor(run, 'EXEC', bob));
     expect(answer).toMatchObject({ accepted: true, gate: 'EXEC', released: false, waiting_for: ['SG_1'] });
     expect(cached.bindingReads()).toBe(1);
     expect(await decisions(run.runId)).toBe(2);
-    await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+    await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
 
     // Without the cache every approval reads its run.
-    const other = await insertPausedRun(db.pool);
+    const other = await insertPausedRun(env.db.pool);
     const uncached = deps(undefined);
     await submitApproval(uncached, other.runId, approvalFor(other, 'SG_1', alice));
     await submitApproval(uncached, other.runId, approvalFor(other, 'SG_1', bob));
@@ -101,10 +88,10 @@ describe('the binding cache of the approval endpoint', () => {
       { name: 'nothing changed, wrong plan', change: `status = status`, envelope: (run) => approvalFor(run, 'SG_1', bob, { plan_sha256: 'ab'.repeat(32) }), code: 'APPROVAL_PLAN_MISMATCH' },
     ];
     for (const c of cases) {
-      const run = await insertPausedRun(db.pool);
+      const run = await insertPausedRun(env.db.pool);
       const cached = deps(new BindingCache());
       expect(await refusalOf(cached, run, approvalFor(run, 'SG_1', alice)), c.name).toBe('accepted');
-      await db.pool.query(`UPDATE cutter_governance.run SET ${c.change} WHERE run_id = $1`, [run.runId]);
+      await env.db.pool.query(`UPDATE cutter_governance.run SET ${c.change} WHERE run_id = $1`, [run.runId]);
       const envelope = c.envelope(run);
       expect(await refusalOf(cached, run, envelope), c.name).toBe(c.code);
       expect(await refusalOf(deps(undefined), run, envelope), c.name).toBe(c.code);

@@ -1,15 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadGateRun } from '../../shared/approval/binding.js';
-import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
+import { describe, expect, it } from 'vitest';
 import { storeDecision } from '../../shared/approval/store.js';
-import { validateSovereignApproval } from '../../shared/approval/validate.js';
 import { errorCode } from '../../shared/errors.js';
-import { createDemoDatabase, type TestDatabase } from '../support/db.js';
+import { approvalDatabase, arrivedApproval } from '../support/approval-db.js';
 import { insertPausedRun, type PausedRun } from '../support/paused-run.js';
-import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js';
+import { makeKey } from '../support/sovereign.js';
 
 /**
  * The approval store (store_approval, one round trip) under concurrency:
@@ -21,43 +15,28 @@ import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js'
  */
 
 const alice = makeKey('alice');
-let db: TestDatabase;
-let dir: string;
-let keys: TrustedKeys;
+const env = approvalDatabase('approval-store', [alice]);
 
-beforeAll(async () => {
-  db = await createDemoDatabase('approval-store', 'test');
-  dir = mkdtempSync(join(tmpdir(), 'cutter-approval-store-'));
-  keys = await loadTrustedKeys(writeTrustedKeys(dir, [alice]));
-}, 60_000);
-afterAll(async () => {
-  await db.drop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const pausedRun = () => insertPausedRun(db.pool);
+const pausedRun = () => insertPausedRun(env.db.pool);
 
 /** Validates (as the endpoint does) and stores one approval. */
 async function submit(run: PausedRun, gate: 'SG_1' | 'EXEC') {
-  const binding = await loadGateRun(db.pool, run.runId);
-  if (!binding) throw new Error(`no run ${run.runId}`);
-  const valid = validateSovereignApproval(approvalFor(run, gate, alice), { keys, run: binding, now: new Date(), stage: 'submit' });
-  return storeDecision(db.pool, valid);
+  return storeDecision(env.db.pool, await arrivedApproval(env, run, gate, alice));
 }
 
 async function switchRun(): Promise<string | null> {
-  const { rows } = await db.pool.query<{ run_id: string | null }>('SELECT run_id FROM cutter_governance.execution_switch WHERE enabled');
+  const { rows } = await env.db.pool.query<{ run_id: string | null }>('SELECT run_id FROM cutter_governance.execution_switch WHERE enabled');
   return rows[0]?.run_id ?? null;
 }
 
 async function decisions(runId: string): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.review_decision WHERE run_id = $1', [runId]);
+  const { rows } = await env.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.review_decision WHERE run_id = $1', [runId]);
   return rows[0]?.n ?? -1;
 }
 
 describe('the approval store', () => {
   it('refuses an EXEC grant while another live run holds the switch, and takes it once that run has ended', async () => {
-    await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+    await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
     const holder = await pausedRun();
     const other = await pausedRun();
     await submit(holder, 'EXEC');
@@ -69,14 +48,14 @@ describe('the approval store', () => {
     expect(await switchRun()).toBe(holder.runId);
 
     // A grant of a run that has ended holds nothing.
-    await db.pool.query(`UPDATE cutter_governance.run SET status = 'succeeded' WHERE run_id = $1`, [holder.runId]);
+    await env.db.pool.query(`UPDATE cutter_governance.run SET status = 'succeeded' WHERE run_id = $1`, [holder.runId]);
     await submit(other, 'EXEC');
     expect(await switchRun()).toBe(other.runId);
   });
 
   it('of EXEC grants for two runs submitted at the same moment, stores exactly one and leaves the switch on for that run', async () => {
     for (let trial = 0; trial < 10; trial += 1) {
-      await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+      await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
       const runs = [await pausedRun(), await pausedRun()];
       const outcomes = await Promise.allSettled(runs.map((r) => submit(r, 'EXEC')));
       const accepted = runs.filter((_, i) => outcomes[i]?.status === 'fulfilled');
@@ -90,7 +69,7 @@ describe('the approval store', () => {
 
   it('of SG_1 and EXEC for one run submitted at the same moment, the one stored last reads both back', async () => {
     for (let trial = 0; trial < 10; trial += 1) {
-      await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+      await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
       const run = await pausedRun();
       const [sg1, exec] = await Promise.all([submit(run, 'SG_1'), submit(run, 'EXEC')]);
       const last = sg1.decisionId > exec.decisionId ? sg1 : exec;

@@ -1,17 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { gateReadsFromClaim, loadGateRun } from '../../shared/approval/binding.js';
-import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
 import { storeDecision } from '../../shared/approval/store.js';
-import { validateSovereignApproval } from '../../shared/approval/validate.js';
 import type { PoolClient } from '../../shared/db/pool.js';
 import { claimPhase } from '../../shared/runs/store.js';
-import { createDemoDatabase, type TestDatabase } from '../support/db.js';
+import { approvalDatabase, arrivedApproval } from '../support/approval-db.js';
 import { insertPausedRun, type PausedRun } from '../support/paused-run.js';
 import { waitFor } from '../support/poll.js';
-import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js';
+import { makeKey } from '../support/sovereign.js';
 
 /**
  * The approval gate reads its run's approvals in the statement that claims
@@ -24,27 +19,13 @@ import { approvalFor, makeKey, writeTrustedKeys } from '../support/sovereign.js'
  */
 
 const alice = makeKey('alice');
-let db: TestDatabase;
-let dir: string;
-let keys: TrustedKeys;
+const env = approvalDatabase('gate-claim-reads', [alice]);
 
-beforeAll(async () => {
-  db = await createDemoDatabase('gate-claim-reads', 'test');
-  dir = mkdtempSync(join(tmpdir(), 'cutter-gate-claim-'));
-  keys = await loadTrustedKeys(writeTrustedKeys(dir, [alice]));
-}, 60_000);
-afterAll(async () => {
-  await db.drop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const pausedRun = () => insertPausedRun(db.pool);
+const pausedRun = () => insertPausedRun(env.db.pool);
 
 /** Stores an SG_1 approval inside an open transaction on client: the run stays locked until the caller commits. */
 async function storeUncommitted(client: PoolClient, run: PausedRun): Promise<number> {
-  const binding = await loadGateRun(db.pool, run.runId);
-  if (!binding) throw new Error(`no run ${run.runId}`);
-  const valid = validateSovereignApproval(approvalFor(run, 'SG_1', alice), { keys, run: binding, now: new Date(), stage: 'submit' });
+  const valid = await arrivedApproval(env, run, 'SG_1', alice);
   await client.query('BEGIN');
   return (await storeDecision(client, valid)).decisionId;
 }
@@ -54,7 +35,7 @@ async function untilWaiting(marker: string): Promise<void> {
   await waitFor(
     `a statement with ${marker} to wait for a lock`,
     async () => {
-      const { rowCount } = await db.pool.query(
+      const { rowCount } = await env.db.pool.query(
         `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`,
         [marker],
       );
@@ -67,10 +48,10 @@ async function untilWaiting(marker: string): Promise<void> {
 describe("the gate's claim", () => {
   it('reads the run and its approvals, including one committed while the claim waited for the run lock', async () => {
     const run = await pausedRun();
-    const holder = await db.pool.connect();
+    const holder = await env.db.pool.connect();
     try {
       const decisionId = await storeUncommitted(holder, run);
-      const claiming = claimPhase(db.pool, run.runId, 'approval-gate');
+      const claiming = claimPhase(env.db.pool, run.runId, 'approval-gate');
       await untilWaiting('gate_reads');
       await holder.query('COMMIT');
       const claimed = await claiming;
@@ -80,7 +61,7 @@ describe("the gate's claim", () => {
       expect(reads.unconsumed.map((d) => d.id)).toEqual([decisionId]);
       expect(reads.unconsumed[0]?.received_utc).toBeInstanceOf(Date);
       // The same run as the approval rules read it on their own.
-      expect(reads.run).toEqual({ ...(await loadGateRun(db.pool, run.runId)), status: 'running' });
+      expect(reads.run).toEqual({ ...(await loadGateRun(env.db.pool, run.runId)), status: 'running' });
     } finally {
       holder.release();
     }
@@ -88,10 +69,10 @@ describe("the gate's claim", () => {
 
   it('control: a plain sub-select in the claiming statement misses that approval', async () => {
     const run = await pausedRun();
-    const holder = await db.pool.connect();
+    const holder = await env.db.pool.connect();
     try {
       await storeUncommitted(holder, run);
-      const naive = db.pool.query<{ seen: number }>(
+      const naive = env.db.pool.query<{ seen: number }>(
         `WITH claimed AS (
            UPDATE cutter_governance.run SET status = 'running' WHERE run_id = $1 RETURNING run_id
          )
@@ -102,7 +83,7 @@ describe("the gate's claim", () => {
       await untilWaiting('naive_read');
       await holder.query('COMMIT');
       expect((await naive).rows[0]?.seen).toBe(0);
-      const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.review_decision WHERE run_id = $1', [run.runId]);
+      const { rows } = await env.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.review_decision WHERE run_id = $1', [run.runId]);
       expect(rows[0]?.n).toBe(1);
     } finally {
       holder.release();
@@ -111,7 +92,7 @@ describe("the gate's claim", () => {
 
   it('reads nothing more for other phases', async () => {
     const run = await pausedRun();
-    const claimed = await claimPhase(db.pool, run.runId, 'backup');
+    const claimed = await claimPhase(env.db.pool, run.runId, 'backup');
     expect(claimed?.started).toBe(true);
     expect(claimed?.gateReads).toBeNull();
   });

@@ -1,16 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gateReadsFromClaim, loadGateRun, type GateReads } from '../../shared/approval/binding.js';
+import { describe, expect, it } from 'vitest';
+import { gateReadsFromClaim, type GateReads } from '../../shared/approval/binding.js';
 import { decideGate, openIfApproved, type GateDeps } from '../../shared/approval/gate.js';
-import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
 import { storeDecision } from '../../shared/approval/store.js';
-import { validateSovereignApproval } from '../../shared/approval/validate.js';
 import { claimPhase, peekGate } from '../../shared/runs/store.js';
-import { createDemoDatabase, type TestDatabase } from '../support/db.js';
+import { approvalDatabase, arrivedApproval } from '../support/approval-db.js';
 import { insertPausedRun, type PausedRun } from '../support/paused-run.js';
-import { approvalFor, makeKey, writeTrustedKeys, type TestKey } from '../support/sovereign.js';
+import { makeKey, type TestKey } from '../support/sovereign.js';
 
 /**
  * The gate's opening (migration 016). The runner only reads the run and its
@@ -23,56 +18,41 @@ import { approvalFor, makeKey, writeTrustedKeys, type TestKey } from '../support
 
 const alice = makeKey('alice');
 const bob = makeKey('bob');
-let db: TestDatabase;
-let dir: string;
-let keys: TrustedKeys;
+const env = approvalDatabase('gate-opening', [alice, bob]);
 
-beforeAll(async () => {
-  db = await createDemoDatabase('gate-opening', 'test');
-  dir = mkdtempSync(join(tmpdir(), 'cutter-gate-opening-'));
-  keys = await loadTrustedKeys(writeTrustedKeys(dir, [alice, bob]));
-}, 60_000);
-afterAll(async () => {
-  await db.drop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const gate = (): GateDeps => ({ pool: db.pool, keys, quorum: 1, now: new Date() });
+const gate = (): GateDeps => ({ pool: env.db.pool, keys: env.keys, quorum: 1, now: new Date() });
 
 /** A paused run with approvals by `by` stored as the endpoint stores them. */
 async function approvedRun(by: [TestKey, 'SG_1' | 'EXEC'][]): Promise<PausedRun & { ids: number[] }> {
-  await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
-  const run = await insertPausedRun(db.pool);
+  await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+  const run = await insertPausedRun(env.db.pool);
   const ids: number[] = [];
   for (const [key, g] of by) ids.push(await store(run, key, g));
   return { ...run, ids };
 }
 
 async function store(run: PausedRun, key: TestKey, g: 'SG_1' | 'EXEC'): Promise<number> {
-  const binding = await loadGateRun(db.pool, run.runId);
-  if (!binding) throw new Error(`no run ${run.runId}`);
-  const valid = validateSovereignApproval(approvalFor(run, g, key), { keys, run: binding, now: new Date(), stage: 'submit' });
-  return (await storeDecision(db.pool, valid)).decisionId;
+  return (await storeDecision(env.db.pool, await arrivedApproval(env, run, g, key))).decisionId;
 }
 
 /** The runner's read: the run and its approvals, nothing claimed. */
 async function peek(runId: string): Promise<{ reads: GateReads; readAt: Date | undefined }> {
-  const peeked = await peekGate(db.pool, runId);
+  const peeked = await peekGate(env.db.pool, runId);
   if (!peeked?.started) throw new Error(`run ${runId} is not in flight`);
   return { reads: gateReadsFromClaim(peeked.run, peeked.gateReads), readAt: peeked.readAt };
 }
 
 async function state(runId: string) {
-  const run = await db.pool.query<{ status: string; phase: string | null }>('SELECT status, phase FROM cutter_governance.run WHERE run_id = $1', [runId]);
-  const phase = await db.pool.query<{ state: string; attempts: number; started_at: Date; finished_at: Date | null }>(
+  const run = await env.db.pool.query<{ status: string; phase: string | null }>('SELECT status, phase FROM cutter_governance.run WHERE run_id = $1', [runId]);
+  const phase = await env.db.pool.query<{ state: string; attempts: number; started_at: Date; finished_at: Date | null }>(
     `SELECT state, attempts, started_at, finished_at FROM cutter_governance.run_phase WHERE run_id = $1 AND phase = 'approval-gate'`,
     [runId],
   );
-  const consumed = await db.pool.query<{ id: number }>(
+  const consumed = await env.db.pool.query<{ id: number }>(
     'SELECT id FROM cutter_governance.review_decision WHERE run_id = $1 AND consumed_utc IS NOT NULL ORDER BY id',
     [runId],
   );
-  const released = await db.pool.query(`SELECT 1 FROM cutter_governance.audit_event WHERE run_id = $1 AND kind = 'gate.released'`, [runId]);
+  const released = await env.db.pool.query(`SELECT 1 FROM cutter_governance.audit_event WHERE run_id = $1 AND kind = 'gate.released'`, [runId]);
   return { run: run.rows[0], phase: phase.rows[0], consumed: consumed.rows.map((r) => r.id), releasedAudits: released.rowCount };
 }
 
@@ -124,7 +104,7 @@ describe('the gate opening', () => {
     expect((await openIfApproved(gate(), first.reads, { claimed: false, startedAt: first.readAt }))?.consumedNow).toBe(true);
     // The twin's stale read opens nothing and changes nothing.
     expect(await openIfApproved(gate(), twin.reads, { claimed: false, startedAt: twin.readAt })).toBeNull();
-    const claimed = await claimPhase(db.pool, run.runId, 'approval-gate');
+    const claimed = await claimPhase(env.db.pool, run.runId, 'approval-gate');
     const decided = await decideGate(gate(), gateReadsFromClaim(claimed!.run, claimed!.gateReads));
     expect(decided.consumedNow).toBe(false);
     const after = await state(run.runId);
@@ -135,7 +115,7 @@ describe('the gate opening', () => {
   it('does not open a run that ended between its read and its opening', async () => {
     const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
     const { reads, readAt } = await peek(run.runId);
-    await db.pool.query(`UPDATE cutter_governance.run SET status = 'failed' WHERE run_id = $1`, [run.runId]);
+    await env.db.pool.query(`UPDATE cutter_governance.run SET status = 'failed' WHERE run_id = $1`, [run.runId]);
     expect(await openIfApproved(gate(), reads, { claimed: false, startedAt: readAt })).toBeNull();
     const after = await state(run.runId);
     expect(after.run?.status).toBe('failed');
@@ -146,7 +126,7 @@ describe('the gate opening', () => {
 
   it('after a claim, opening keeps the attempt and start the claim recorded', async () => {
     const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
-    const claimed = await claimPhase(db.pool, run.runId, 'approval-gate');
+    const claimed = await claimPhase(env.db.pool, run.runId, 'approval-gate');
     const before = await state(run.runId);
     expect(before.phase?.state).toBe('active');
     const opened = await decideGate(gate(), gateReadsFromClaim(claimed!.run, claimed!.gateReads));
