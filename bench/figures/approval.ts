@@ -220,11 +220,10 @@ export const approvalBench: Bench = {
         "the decision, the audit row, and the run's unconsumed approvals read back; the stored SG_1 re-verified, and the gate promoted by its id); " +
         `the gate phase itself (its first read → its opening, from run_phase) takes ${gate.toFixed(1)} ms where the floor's job does nothing ` +
         "(one read of the run and its approvals, no lock and no write; the trusted keys re-read, both signatures re-verified; one call of " +
-        'open_gate that claims and completes the phase, consumes the approvals and writes their audit row in one commit that does not wait for ' +
-        'the WAL flush (migration 016 says why that is safe)). ' +
+        'open_gate that claims and completes the phase, consumes the approvals and writes their audit row in one commit). ' +
         `The floor's one INSERT, a statement and its commit, took ${insert.toFixed(2)} ms here; cutter's path waits on 3 round trips to PostgreSQL ` +
-        'in sequence (1 in the POST, 2 in the gate), as the bound row below does; only the store\'s commit waits for the WAL flush, where both of ' +
-        "the bound's do. Beside the bound it verifies four signatures (the new one, the stored SG_1 at the release, both again in the gate) and its " +
+        'in sequence (1 in the POST, 2 in the gate), two of them commits that wait for the WAL flush, as the bound row below does. ' +
+        'Beside the bound it verifies four signatures (the new one, the stored SG_1 at the release, both again in the gate) and its ' +
         'statements do more than one INSERT each. The rest is the same BullMQ hand-offs the floor makes.';
       log(`cutter median ${c.median.toFixed(1)} ms p95 ${c.p95.toFixed(1)} ms; floor median ${f.median.toFixed(1)} ms p95 ${f.p95.toFixed(1)} ms`);
       log(`gate bound median ${b.median.toFixed(1)} ms p95 ${b.p95.toFixed(1)} ms`);

@@ -77,6 +77,23 @@ describe('the gate opening', () => {
     expect(after.releasedAudits).toBe(1);
   });
 
+  it('commits its opening durably: the transaction keeps synchronous_commit on', async () => {
+    // An opening lost to a crash would look like a gate that never opened, and
+    // execute would refuse the run (an asynchronous commit here did exactly
+    // that under an immediate stop of PostgreSQL during backup).
+    const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
+    const client = await env.db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT cutter_governance.open_gate($1, $2::bigint[], $3, $4::jsonb, $5::jsonb, false, now())', [run.runId, run.ids, 'test', '{}', '{}']);
+      const { rows } = await client.query<{ setting: string }>(`SELECT current_setting('synchronous_commit') AS setting`);
+      expect(rows[0]?.setting).toBe('on');
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
   it('opens nothing on an incomplete read: the decision waits for the claim', async () => {
     const run = await approvedRun([[alice, 'SG_1']]);
     const { reads, readAt } = await peek(run.runId);

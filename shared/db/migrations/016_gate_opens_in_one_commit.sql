@@ -13,16 +13,12 @@
 -- miscounted: the gate consumes exactly the approvals it judged, and later
 -- ones stay unconsumed behind a run that no longer awaits approval.
 --
--- The opening's commit does not wait for the WAL flush (synchronous_commit
--- off for its own transaction, as the phase claims do): that wait was about
--- a millisecond of the path from the completing approval to execute on a
--- loaded machine. Nothing is written anywhere on its strength alone: the WAL
--- is flushed in order, so the first synchronous commit after it (backup's
--- manifest, execute's transaction) makes it durable first. Only a database
--- crash in the moment between loses it, and with it everything of the
--- opening at once (consumption, phase, audit row, the run's status): execute
--- then finds no consumed approvals and fails the run closed, having changed
--- nothing.
+-- The opening's commit waits for the WAL flush, unlike the phase claims:
+-- backup starts on it at once, and an opening lost to a database crash looks
+-- exactly like a gate that never opened (execute then refuses, rightly, and
+-- the run fails). Measured: with an asynchronous commit here, an immediate
+-- stop of PostgreSQL while the run was in backup failed the run with
+-- EXECUTE_NOT_APPROVED, where a durable opening lets it go on.
 
 DROP FUNCTION cutter_governance.consume_approvals(text, bigint[], text, jsonb, jsonb);
 
@@ -42,7 +38,6 @@ DECLARE
   v_status text;
   v_count  integer;
 BEGIN
-  PERFORM set_config('synchronous_commit', 'off', true);
   -- The lock storeDecision takes: no approval of this run is half stored now.
   SELECT r.status INTO v_status FROM cutter_governance.run r WHERE r.run_id = p_run_id FOR UPDATE;
   IF v_status IS NULL OR v_status NOT IN ('awaiting_approval', 'running') THEN
