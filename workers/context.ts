@@ -28,6 +28,8 @@ export interface PhaseCall {
   gateReads?: unknown;
   /** approval-gate only: when that read was taken, in the database's clock. */
   readAt?: Date | undefined;
+  /** approval-gate only: the read was the endpoint's handoff, this text; the opening must still find it in Postgres. */
+  judged?: string | undefined;
 }
 
 /**

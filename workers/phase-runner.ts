@@ -6,7 +6,8 @@ import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.j
 import { buildReport } from '../shared/runs/report.js';
 import { isPostgresUnavailable, waitForPostgres, withTransaction } from '../shared/db/pool.js';
 import type { Logger } from '../shared/logger.js';
-import { claimPhase, completePhase, disarmSwitchForRun, failRun, finishRun, peekGate, phaseProgress, saveReport } from '../shared/runs/store.js';
+import { takeHandoff, type GateHandoff } from '../shared/approval/handoff.js';
+import { claimPhase, completePhase, disarmSwitchForRun, failRun, finishRun, peekGate, phaseProgress, saveReport, type ClaimedPhase } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
 import { PHASE_RECORDED, type PhaseDeps, type PhaseProcessor } from './context.js';
@@ -34,9 +35,10 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
     const log = deps.log.child({ run_id: runId, phase, attempt: job.attemptsMade + 1 });
     let claimed: Awaited<ReturnType<typeof claimPhase>>;
     try {
-      // The approval gate only reads here: when its approvals open it, the
-      // commit that consumes them also claims the phase (shared/approval/gate.ts).
-      claimed = phase === 'approval-gate' ? await peekGate(deps.pool, runId) : await claimPhase(deps.pool, runId, phase);
+      // The approval gate only reads here, or takes the read the endpoint
+      // handed over: when its approvals open it, the commit that consumes
+      // them also claims the phase (shared/approval/gate.ts).
+      claimed = phase === 'approval-gate' ? await readGate(deps, runId) : await claimPhase(deps.pool, runId, phase);
     } catch (thrown) {
       // Postgres unreachable before the phase began: an attempt spent like any other.
       return settleFailure(deps, job, phase, runId, log, thrown);
@@ -61,6 +63,7 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
           token,
           gateReads: claimed.gateReads,
           readAt: claimed.readAt,
+          judged: 'judged' in claimed ? (claimed as GateHandoff).judged : undefined,
           progress: async (p) => {
             await job.updateProgress(p);
             await phaseProgress(deps.pool, runId, phase, p);
@@ -77,6 +80,11 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
       return settleFailure(deps, job, phase, runId, log, thrown);
     }
   };
+}
+
+/** The gate's read: the endpoint's handoff when there is one, otherwise its own from Postgres. */
+async function readGate(deps: PhaseDeps, runId: string): Promise<ClaimedPhase | GateHandoff | null> {
+  return (await takeHandoff(deps.redis, deps.queues['approval-gate'], runId)) ?? peekGate(deps.pool, runId);
 }
 
 /**

@@ -9,8 +9,9 @@ import { connection, post, throughput, untilDelayed, WINDOW_MS, type Harness, ty
  * The approval figure's floor (issue 7): a bare express handler that inserts
  * one row and promotes a delayed job, timed to the next job (its parent)
  * becoming active. And, as a bound, the same path with the one thing DESIGN
- * adds to it: the gate's job reads the stored row back and writes its
- * consumption (one read, one committed write) before the next job may run.
+ * adds to it: the gate's job checks the stored row in PostgreSQL and writes
+ * its consumption (one statement, one committed write) before the next job
+ * may run.
  */
 
 export type FloorVariant = 'floor' | 'gate-bound';
@@ -54,9 +55,8 @@ export async function openFloor(h: Harness, body: string, variant: FloorVariant)
     variant === 'floor'
       ? () => Promise.resolve({})
       : async (job: Job<{ id: string }>) => {
-          // The re-read from Postgres and the consumption, each a round trip; the write waits for its commit's WAL flush.
-          await h.pool.query('SELECT body FROM bench_floor WHERE id = $1', [job.data.id]);
-          await h.pool.query('INSERT INTO bench_floor_consumed (id) VALUES ($1)', [job.data.id]);
+          // The stored row checked and consumed in one statement, whose commit waits for the WAL flush.
+          await h.pool.query('INSERT INTO bench_floor_consumed (id) SELECT id FROM bench_floor WHERE id = $1 AND body IS NOT NULL', [job.data.id]);
           return {};
         };
   const workers = [

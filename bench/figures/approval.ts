@@ -28,7 +28,7 @@ import { dropScratch, scratchUrl } from './seed.js';
  * real endpoint, release and gate processor. The floor, in the same run: a
  * bare express handler that inserts one row and promotes a delayed job,
  * timed to the next job (its parent) becoming active; and the bound (the
- * floor plus the gate's mandated read and write). The three sides stay open
+ * floor plus the gate's mandated check and write). The three sides stay open
  * and take their rounds in turn, so each is measured across the same
  * stretch of the machine's time. Also: invalid approvals (a signature by
  * another key) refused per second, beside a bare handler that parses the
@@ -217,12 +217,14 @@ export const approvalBench: Bench = {
         `Gap (medians, same run): the POST is answered after ${cAnswer.toFixed(1)} ms against the floor's ${fAnswer.toFixed(1)} ms ` +
         '(signature and binding checked against the run as the board read it for the SG_1 before (its frozen binding is kept: no read), ' +
         'then one call of store_approval: the run locked, its status, window and any reuse of nonce or key checked, the kill switch (EXEC), ' +
-        "the decision, the audit row, and the run's unconsumed approvals read back; the stored SG_1 re-verified, and the gate promoted by its id); " +
-        `the gate phase itself (its first read → its opening, from run_phase) takes ${gate.toFixed(1)} ms where the floor's job does nothing ` +
-        "(one read of the run and its approvals, no lock and no write; the trusted keys re-read, both signatures re-verified; one call of " +
-        'open_gate that claims and completes the phase, consumes the approvals and writes their audit row in one commit). ' +
-        `The floor's one INSERT, a statement and its commit, took ${insert.toFixed(2)} ms here; cutter's path waits on 3 round trips to PostgreSQL ` +
-        'in sequence (1 in the POST, 2 in the gate), two of them commits that wait for the WAL flush, as the bound row below does. ' +
+        "the decision, the audit row, and the run's gate_handoff (the run row and its unconsumed approvals) read back; the stored SG_1 re-verified, " +
+        'the handoff left in Redis and the gate promoted by its id, one after the other on one connection); ' +
+        `the gate phase itself (its opening's start → its end, from run_phase) takes ${gate.toFixed(1)} ms where the floor's job does nothing ` +
+        "(the handoff taken from Redis, no read of PostgreSQL; the trusted keys re-read, both signatures re-verified; one call of " +
+        'open_gate that checks under the run\'s lock that PostgreSQL still holds exactly what was judged, claims and completes the phase, ' +
+        'consumes the approvals and writes their audit row in one commit). ' +
+        `The floor's one INSERT, a statement and its commit, took ${insert.toFixed(2)} ms here; cutter's path waits on 2 round trips to PostgreSQL ` +
+        'in sequence (1 in the POST, 1 in the gate), both commits that wait for the WAL flush, as the bound row below does. ' +
         'Beside the bound it verifies four signatures (the new one, the stored SG_1 at the release, both again in the gate) and its ' +
         'statements do more than one INSERT each. The rest is the same BullMQ hand-offs the floor makes.';
       log(`cutter median ${c.median.toFixed(1)} ms p95 ${c.p95.toFixed(1)} ms; floor median ${f.median.toFixed(1)} ms p95 ${f.p95.toFixed(1)} ms`);
@@ -250,13 +252,13 @@ export const approvalBench: Bench = {
           goal: 'reported (bound under the row above)',
           met: null,
           notes:
-            'The floor\'s path plus the work DESIGN §3 puts between the POST and execute: the gate\'s job reads the stored row back from ' +
-            'PostgreSQL and writes its consumption (one read, one committed INSERT) before the next job may run. Nothing else: no signature, ' +
+            'The floor\'s path plus the work DESIGN §3 puts between the POST and execute: the gate\'s job checks the stored row in ' +
+            'PostgreSQL and writes its consumption (one INSERT … SELECT, one commit) before the next job may run. Nothing else: no signature, ' +
             'no audit row, no checks. ' +
             (b.median / f.median <= 1.5
               ? `At ${(b.median / f.median).toFixed(2)}× the floor in this run, the 1.5× goal is within reach of the path itself; `
               : `At ${(b.median / f.median).toFixed(2)}× the floor in this run, the path itself is over the 1.5× goal before any of cutter's own work: ` +
-                `the gate's read and its committed write add ${(b.median - f.median).toFixed(1)} ms (the floor's one INSERT and its commit alone took ${insert.toFixed(2)} ms here), over half of a floor that short; `) +
+                `the gate's check and its committed write add ${(b.median - f.median).toFixed(1)} ms (the floor's one INSERT and its commit alone took ${insert.toFixed(2)} ms here), over half of a floor that short; `) +
             `what separates cutter from this row (${(c.median - b.median).toFixed(1)} ms) is its own work, listed in the row above.`,
         },
         {

@@ -44,15 +44,20 @@ export function gateSummary(opened: GateOpened, quorum: number): Record<string, 
   };
 }
 
-/** How an opening claims the gate's phase: already claimed by this attempt, or claimed by the opening itself (started at the read). */
-export type GateClaim = { claimed: true } | { claimed: false; startedAt: Date | undefined };
+/**
+ * How an opening claims the gate's phase: already claimed by this attempt,
+ * or claimed by the opening itself (started at the read). judged: the reads
+ * were the endpoint's handoff, this text (shared/approval/handoff.ts).
+ */
+export type GateClaim = { claimed: true } | { claimed: false; startedAt: Date | undefined; judged?: string | undefined };
 
 /**
  * Opens the gate when the approvals read are valid and complete: consumes
  * exactly those, audits it and records the phase completed (claiming it too
  * when it was not yet), in one commit. Null when they are not complete, or
- * when, read before any claim, they were consumed elsewhere or the run ended
- * meanwhile: decideGate then decides after a claim.
+ * when, read before any claim, they were consumed elsewhere, the run ended
+ * meanwhile, or (a handoff) Postgres no longer holds what was judged:
+ * decideGate then decides after a claim.
  */
 export async function openIfApproved(deps: GateDeps, reads: GateReads, claim: GateClaim): Promise<GateOpened | null> {
   const tally = tallyReads(reads, await deps.keys, deps);
@@ -72,8 +77,9 @@ export async function decideGate(deps: GateDeps, reads: GateReads): Promise<Gate
   const tally = tallyReads(reads, await deps.keys, deps);
   if (tally.complete) {
     const outcome = await open(deps, runId, tally, { claimed: true });
+    if (typeof outcome !== 'string') return outcome;
     if (outcome === 'run_ended') throw new CutterError('GATE_RUN_ENDED', `run ${runId} ended while its gate was deciding; nothing consumed`);
-    if (outcome !== 'consumed_elsewhere') return outcome;
+    // Consumed elsewhere ('changed' needs a handoff, and a claimed opening judges none).
     // A twin delivery that opened first: not a bypass.
     if (await alreadyOpened(deps.pool, runId)) return { consumedNow: false, sg1Keys: [], execKeys: [] };
     throw new CutterError('GATE_CONSUME_RACE', `run ${runId}: some approvals were consumed elsewhere; failing closed`);
@@ -145,17 +151,18 @@ async function alreadyOpened(db: Pool, runId: string): Promise<boolean> {
 /**
  * Marks exactly the approvals that opened the gate as consumed, once, audits
  * it and records the gate phase completed: one call of
- * cutter_governance.open_gate (migration 016), one commit. Its row locks
- * serialise a twin delivery of the gate: the twin waits, then finds the rows
- * consumed (CG001, nothing changed). Otherwise it says which: some approval
- * was consumed elsewhere (CG001), or the run is no longer in flight (CG002).
+ * cutter_governance.open_gate (migrations 016, 018), one commit. Its row
+ * locks serialise a twin delivery of the gate: the twin waits, then finds the
+ * rows consumed (CG001, nothing changed). Otherwise it says which: some
+ * approval was consumed elsewhere (CG001), the run is no longer in flight
+ * (CG002), or it is not what the handoff judged said (CG003).
  */
-async function open(deps: GateDeps, runId: string, tally: GateTally, claim: GateClaim): Promise<GateOpened | 'consumed_elsewhere' | 'run_ended'> {
+async function open(deps: GateDeps, runId: string, tally: GateTally, claim: GateClaim): Promise<GateOpened | 'consumed_elsewhere' | 'run_ended' | 'changed'> {
   const ids = [...tally.sg1, ...tally.exec].map((a) => a.id);
   const opened = { sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };
   await deps.beforeConsume?.();
   try {
-    await deps.pool.query('SELECT cutter_governance.open_gate($1, $2::bigint[], $3, $4::jsonb, $5::jsonb, $6, $7)', [
+    await deps.pool.query('SELECT cutter_governance.open_gate($1, $2::bigint[], $3, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb)', [
       runId,
       ids,
       'worker:approval-gate',
@@ -163,10 +170,12 @@ async function open(deps: GateDeps, runId: string, tally: GateTally, claim: Gate
       JSON.stringify(gateSummary({ consumedNow: true, ...opened }, deps.quorum)),
       claim.claimed,
       claim.claimed ? null : (claim.startedAt ?? null),
+      claim.claimed ? null : (claim.judged ?? null),
     ]);
   } catch (err) {
     if (isPgError(err, 'CG001')) return 'consumed_elsewhere';
     if (isPgError(err, 'CG002')) return 'run_ended';
+    if (isPgError(err, 'CG003')) return 'changed';
     throw err;
   }
   return { consumedNow: true, ...opened };

@@ -8,7 +8,7 @@ import type { ValidApproval } from './validate.js';
 /**
  * Stores a validated approval as a review_decision, audits it, and for an
  * EXEC grant turns the kill switch on for exactly that run: one call of
- * cutter_governance.store_approval (migration 012), one round trip and one
+ * cutter_governance.store_approval (migrations 012, 018), one round trip and one
  * transaction, with the run row locked, so concurrent submissions for a run
  * are taken one at a time and a refusal leaves nothing behind. The nonce's
  * single use is enforced by the UNIQUE constraint, so it also holds across
@@ -19,6 +19,8 @@ export interface StoredApproval {
   decisionId: number;
   /** The run's unconsumed approvals just after this one was stored, this one included. */
   unconsumed: StoredDecision[];
+  /** The run's gate_handoff at that moment (shared/approval/handoff.ts), as text. */
+  handoff: string;
 }
 
 type Outcome = 'stored' | 'not_awaiting' | 'window_over' | 'nonce_replayed' | 'key_already_used' | 'switch_busy';
@@ -29,7 +31,7 @@ interface StoreRow {
   run_status: string | null;
   window_ends_at: Date | null;
   other_run_id: string | null;
-  unconsumed: unknown;
+  handoff: string | null;
 }
 
 /** Stores the decision. Throws a 409 refusal on a replay, a key used twice, a busy switch or a run no longer awaiting approval. */
@@ -57,10 +59,10 @@ export async function storeDecision(pool: Pool | PoolClient, approval: ValidAppr
     throw err;
   }
   if (row?.outcome !== 'stored') throw refusalFor(row, approval);
-  return {
-    decisionId: Number(row.decision_id),
-    unconsumed: decisionsFromJson(row.unconsumed ?? []),
-  };
+  const handoff = row.handoff;
+  if (handoff === null) throw new Error(`store_approval stored decision ${String(row.decision_id)} without its run's gate_handoff`);
+  const { reads } = JSON.parse(handoff) as { reads: { unconsumed: unknown } };
+  return { decisionId: Number(row.decision_id), unconsumed: decisionsFromJson(reads.unconsumed), handoff };
 }
 
 /** The refusal for a check that failed inside store_approval; nothing was written. */

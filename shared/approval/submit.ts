@@ -51,12 +51,12 @@ export async function submitApproval(deps: ApprovalDeps, runId: string, body: un
   const signed = verifySigned(parseEnvelope(body), deps.keys);
   const { run, valid } = await checkAgainstRun(deps, runId, signed, now);
   // The store answers with the run's unconsumed approvals, read under the run's lock after the insert: no second read.
-  const { decisionId, unconsumed } = await storeDecision(deps.pool, valid).catch((err: unknown) => {
+  const { decisionId, unconsumed, handoff } = await storeDecision(deps.pool, valid).catch((err: unknown) => {
     // Refused under the run's lock: the next approval for it reads the run afresh.
     deps.bindings?.forget(runId);
     throw err;
   });
-  const { tally, outcome } = await releaseIfTallied(deps, run, unconsumed, now, deps.releaseWaitMs, { id: decisionId, approval: valid });
+  const { tally, outcome } = await releaseIfTallied(deps, run, unconsumed, now, deps.releaseWaitMs, { id: decisionId, approval: valid, handoff });
   if (outcome === 'released') deps.bindings?.forget(runId);
   deps.log.info(
     { run_id: runId, gate: valid.doc.gate, key_id: valid.key.keyId, decision_id: decisionId, waiting_for: tally.waitingFor, release: outcome },
@@ -119,7 +119,8 @@ export async function releaseIfApproved(
 
 /**
  * releaseIfApproved over approvals already read: every one is validated
- * again here, except the one this call has just validated and stored.
+ * again here, except the one this call has just validated and stored
+ * (justStored, with the run's gate_handoff its store answered).
  */
 async function releaseIfTallied(
   deps: ApprovalDeps,
@@ -127,11 +128,12 @@ async function releaseIfTallied(
   rows: StoredDecision[],
   now: Date,
   waitMs: number,
-  justStored?: { id: number; approval: ValidApproval },
+  justStored?: { id: number; approval: ValidApproval; handoff: string },
 ): Promise<{ tally: GateTally; outcome: ReleaseOutcome | null }> {
   const tally = tallyDecisions(rows, { keys: deps.keys, run, now, stage: 'gate', quorum: deps.quorum, justStored });
   if (!tally.complete) return { tally, outcome: null };
-  const outcome = await releaseGate(deps.gateQueue, run.runId, { waitMs });
+  // What the store read is handed to the gate, which then need not read it again (shared/approval/handoff.ts).
+  const outcome = await releaseGate(deps.gateQueue, run.runId, { waitMs, ...(justStored && { handoff: justStored.handoff }) });
   if (outcome === 'gone') deps.log.error({ run_id: run.runId }, 'approvals are complete but the gate job is missing or failed');
   return { tally, outcome };
 }

@@ -85,7 +85,7 @@ describe('the gate opening', () => {
     const client = await env.db.pool.connect();
     try {
       await client.query('BEGIN');
-      await client.query('SELECT cutter_governance.open_gate($1, $2::bigint[], $3, $4::jsonb, $5::jsonb, false, now())', [run.runId, run.ids, 'test', '{}', '{}']);
+      await client.query('SELECT cutter_governance.open_gate($1, $2::bigint[], $3, $4::jsonb, $5::jsonb, false, now(), NULL)', [run.runId, run.ids, 'test', '{}', '{}']);
       const { rows } = await client.query<{ setting: string }>(`SELECT current_setting('synchronous_commit') AS setting`);
       expect(rows[0]?.setting).toBe('on');
     } finally {
