@@ -6,7 +6,7 @@ import type { Config } from '../../shared/config.js';
 import type { Pool } from '../../shared/db/pool.js';
 import { createRedis } from '../../shared/redis.js';
 
-/** What the approval bench's sides (cutter, its floor, the floor with the gate's mandated work) share. */
+/** What the approval bench's sides (cutter, its floor, the floor with the gate's mandated work, the design bound) share. */
 
 /** The gate's delay in the bench: long enough that only a promote wakes it. */
 export const WINDOW_MS = 3600_000;
