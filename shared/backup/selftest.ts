@@ -5,6 +5,7 @@ import { type BackupErrorCode, withFix } from './errors.js';
 import { gpgVersion } from './gpg.js';
 import { connect, databaseName, pgToolVersion, serverMajor, serverOf, type ToolVersion } from './pgtools.js';
 import { checkRecipient } from './recipient.js';
+import { waitForPostgres, type Pool } from '../db/pool.js';
 import type { BackupSpec } from './spec.js';
 
 /** One line of the selftest: what was checked, whether it passed, and (when not) its code and fix. */
@@ -89,6 +90,20 @@ export async function runSelftest(spec: BackupSpec): Promise<SelftestReport> {
     );
   }
   return { ok: checks.every((c) => c.ok), checks };
+}
+
+/**
+ * The selftest, run once more after PostgreSQL answers again when the
+ * database alone failed it: a server restarting under a run's precheck is an
+ * outage to wait out, as every phase's runner waits one out, not a setup to
+ * fix. `pool` is the caller's own connection to the server (the phase was
+ * just claimed through it); a backup URL that is simply wrong fails the
+ * second selftest as it failed the first.
+ */
+export async function runSelftestAcrossRestart(spec: BackupSpec, pool: Pool, waitMs: number): Promise<SelftestReport> {
+  const first = await runSelftest(spec);
+  if (first.ok || first.checks.some((c) => !c.ok && c.code !== 'DB_UNREACHABLE')) return first;
+  return (await waitForPostgres(pool, waitMs)) ? runSelftest(spec) : first;
 }
 
 function toolCheck(tool: 'pg_dump' | 'pg_restore', version: ToolVersion | undefined): SelftestCheck {

@@ -2,13 +2,16 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupRunnerError } from '../../shared/backup/errors.js';
-import { runSelftest } from '../../shared/backup/selftest.js';
+import { runSelftest, runSelftestAcrossRestart } from '../../shared/backup/selftest.js';
 import { backupSpecFrom } from '../../shared/backup/spec.js';
 import { runCli } from '../support/cli.js';
 import { createTestDatabase, testDatabaseUrl, uniqueDatabaseName, type TestDatabase } from '../support/db.js';
 import { createTestKey, type TestKeyring } from '../support/gpg.js';
+import { startPrivatePostgres } from '../support/pg-server.js';
 
 let db: TestDatabase;
 let key: TestKeyring;
@@ -152,6 +155,36 @@ describe('cutter backup selftest', () => {
     expect(result.code).toBe(1);
     expect(line(result.stdout, 'database')).toMatch(/^FAIL\s+database\s+\[DB_UNREACHABLE\] cannot connect to cutter_t_absent_/);
     expect(line(result.stdout, 'pg_dump version')).toMatch(/^FAIL/);
+  });
+
+  it("waits out a restart of the database (precheck's selftest): met down, it passes once the server is back", async () => {
+    const server = await startPrivatePostgres();
+    const pool = new pg.Pool({ connectionString: server.url, max: 1 });
+    try {
+      const spec = backupSpecFrom({ databaseUrl: server.url, recipientFpr: key.fpr, outDir: tempDir('restart'), gnupgHome: key.home });
+      await server.stopFast();
+      const down = await runSelftest(spec);
+      expect(down.checks.filter((c) => !c.ok).map((c) => c.code)).toEqual(['DB_UNREACHABLE', 'DB_UNREACHABLE', 'DB_UNREACHABLE']);
+      const back = sleep(1000).then(() => server.start());
+      const report = await runSelftestAcrossRestart(spec, pool, 30_000);
+      await back;
+      expect(report.ok, JSON.stringify(report.checks)).toBe(true);
+    } finally {
+      await pool.end();
+      await server.cleanup();
+    }
+  }, 60_000);
+
+  it('still fails a database URL that is simply wrong, after one more try, without waiting for it', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const spec = backupSpecFrom({ databaseUrl: testDatabaseUrl(uniqueDatabaseName('absent')), recipientFpr: key.fpr, outDir: tempDir('wrong'), gnupgHome: key.home });
+      const report = await runSelftestAcrossRestart(spec, pool, 30_000);
+      expect(report.ok).toBe(false);
+      expect(report.checks.find((c) => c.name === 'database')?.code).toBe('DB_UNREACHABLE');
+    } finally {
+      await pool.end();
+    }
   });
 
   it('--json gives the report the run phase reads: ok and checks with name, ok, code, message', async () => {

@@ -1,4 +1,4 @@
-import { runSelftest } from '../../shared/backup/selftest.js';
+import { runSelftestAcrossRestart } from '../../shared/backup/selftest.js';
 import { backupSpecFromConfig } from '../../shared/backup/spec.js';
 import { CutterError } from '../../shared/errors.js';
 import { phasesFor } from '../../shared/jobs/catalog.js';
@@ -8,6 +8,7 @@ import { saveBaseline } from '../../shared/runs/store.js';
 import { getTarget } from '../../shared/targets/registry.js';
 import { faultPoint } from '../../shared/faults.js';
 import type { PhaseProcessor } from '../context.js';
+import { POSTGRES_OUTAGE_WAIT_MS } from '../phase-runner.js';
 
 /**
  * G0: the baseline every later check compares with (corpus fingerprints and
@@ -41,7 +42,7 @@ export const processPrecheck: PhaseProcessor = async ({ run }, deps) => {
     });
   }
 
-  const selftest = await runSelftest(backupSpecFromConfig(deps.cfg));
+  const selftest = await runSelftestAcrossRestart(backupSpecFromConfig(deps.cfg), deps.pool, POSTGRES_OUTAGE_WAIT_MS);
   if (!selftest.ok) {
     const failed = selftest.checks.filter((c) => !c.ok).map((c) => `${c.code ?? c.name}: ${c.message}`);
     throw new CutterError('PRECHECK_BACKUP_SELFTEST', `backup selftest failed (C7): ${failed.join('; ')}`);
