@@ -210,6 +210,16 @@ export const approvalBench: Bench = {
       const c = summary(cutter.ms);
       const f = summary(floor.ms);
       const b = summary(bound.ms);
+      /** A reported row: a path beside the same bare floor. */
+      const besideFloor = (name: string, m: { median: number; p95: number }, goal: string, notes: string): Figure => ({
+        name,
+        value: `${m.median.toFixed(1)} ms, p95 ${m.p95.toFixed(1)} ms`,
+        floor: `${f.median.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms (the same bare floor)`,
+        ratio: m.median / f.median,
+        goal,
+        met: null,
+        notes,
+      });
       const insert = summary(floor.insertMs).median;
       const cAnswer = summary(cutter.answered).median;
       const fAnswer = summary(floor.answered).median;
@@ -244,14 +254,10 @@ export const approvalBench: Bench = {
             'lightweight flow execute ← approval-gate ← cutplan, no backup in between. ' +
             gap,
         },
-        {
-          name: `approval path with only what DESIGN adds to the floor (median, p95 over ${runs} runs)`,
-          value: `${b.median.toFixed(1)} ms, p95 ${b.p95.toFixed(1)} ms`,
-          floor: `${f.median.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms (the same bare floor)`,
-          ratio: b.median / f.median,
-          goal: 'reported (bound under the row above)',
-          met: null,
-          notes:
+        besideFloor(
+          `approval path with only what DESIGN adds to the floor (median, p95 over ${runs} runs)`,
+          b,
+          'reported (bound under the row above)',
             'The floor\'s path plus the work DESIGN §3 puts between the POST and execute: the gate\'s job checks the stored row in ' +
             'PostgreSQL and writes its consumption (one INSERT … SELECT, one commit) before the next job may run. Nothing else: no signature, ' +
             'no audit row, no checks. ' +
@@ -260,15 +266,11 @@ export const approvalBench: Bench = {
               : `At ${(b.median / f.median).toFixed(2)}× the floor in this run, the path itself is over the 1.5× goal before any of cutter's own work: ` +
                 `the gate's check and its committed write add ${(b.median - f.median).toFixed(1)} ms (the floor's one INSERT and its commit alone took ${insert.toFixed(2)} ms here), over half of a floor that short; `) +
             `what separates cutter from this row (${(c.median - b.median).toFixed(1)} ms) is its own work, listed in the row above.`,
-        },
-        {
-          name: `approval path with all DESIGN requires, done minimally (median, p95 over ${runs} runs)`,
-          value: `${design.median.toFixed(1)} ms, p95 ${design.p95.toFixed(1)} ms`,
-          floor: `${f.median.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms (the same bare floor)`,
-          ratio: design.median / f.median,
-          goal: 'reported (how near the floor the contract can get here)',
-          met: null,
-          notes:
+        ),
+        besideFloor(
+          `approval path with all DESIGN requires, done minimally (median, p95 over ${runs} runs)`,
+          design,
+          'reported (how near the floor the contract can get here)',
             'Not cutter\'s code: the floor plus every step DESIGN §3 and issue 7 put between the completing POST and execute, each the ' +
             'cheapest way this bench knows (bench/figures/approval-design-bound.ts). POST: the signature verified, one statement and one durable ' +
             'commit that stores the decision while the run awaits approval, audits it, turns the kill switch on and answers the run\'s ' +
@@ -279,7 +281,7 @@ export const approvalBench: Bench = {
             (design.median / f.median <= 1.5
               ? `at ${(design.median / f.median).toFixed(2)}× the floor, the contract itself leaves room for the 1.5× goal here.`
               : `at ${(design.median / f.median).toFixed(2)}× the floor, the contract itself, done minimally, is over the 1.5× goal on this machine.`),
-        },
+        ),
         {
           name: 'invalid approvals refused (forged signature, 16 concurrent clients)',
           value: `${cutter.refusedPerS.toFixed(0)} req/s`,

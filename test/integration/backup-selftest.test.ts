@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupRunnerError } from '../../shared/backup/errors.js';
@@ -165,8 +164,19 @@ describe('cutter backup selftest', () => {
       await server.stopFast();
       const down = await runSelftest(spec);
       expect(down.checks.filter((c) => !c.ok).map((c) => c.code)).toEqual(['DB_UNREACHABLE', 'DB_UNREACHABLE', 'DB_UNREACHABLE']);
-      const back = sleep(1000).then(() => server.start());
-      const report = await runSelftestAcrossRestart(spec, pool, 30_000);
+      // The server comes back once the first selftest has failed and the wait for Postgres begins (its first query).
+      let back: Promise<void> | undefined;
+      const waiting = new Proxy(pool, {
+        get(target, prop, receiver) {
+          if (prop !== 'query') return Reflect.get(target, prop, receiver) as unknown;
+          return (...args: unknown[]) => {
+            back ??= server.start();
+            return (target.query as (...a: unknown[]) => unknown)(...args);
+          };
+        },
+      });
+      const report = await runSelftestAcrossRestart(spec, waiting, 30_000);
+      expect(back).toBeDefined();
       await back;
       expect(report.ok, JSON.stringify(report.checks)).toBe(true);
     } finally {
