@@ -272,12 +272,15 @@ export const approvalBench: Bench = {
           design,
           'reported (how near the floor the contract can get here)',
             'Not cutter\'s code: the floor plus every step DESIGN §3 and issue 7 put between the completing POST and execute, each the ' +
-            'cheapest way this bench knows (bench/figures/approval-design-bound.ts). POST: the signature verified, one statement and one durable ' +
-            'commit that stores the decision while the run awaits approval, audits it, turns the kill switch on and answers the run\'s ' +
-            'unconsumed decisions, handed to the gate in Redis before the promote. Gate: both signatures verified again, one statement and one ' +
-            'durable commit that consumes exactly those if PostgreSQL still holds them. It leaves out the full parse, the other binding checks, ' +
-            'the quorum and self-approval rules, the run lock and window checks, the hash-chained audit, and the gate\'s phase bookkeeping and ' +
-            `audit row, which cutter does. Cutter's median is ${(c.median / design.median).toFixed(2)}× this row's; ` +
+            'cheapest way this bench knows (bench/figures/approval-design-bound.ts). POST: the signature verified, the document parsed ' +
+            'strictly and bound to the run (run, target, plan hash, times, allowance, no self-approval) as read at the SG_1\'s arrival; ' +
+            'one statement and one durable commit that, under the run\'s lock and inside its window, stores the decision (nonce unique), ' +
+            'turns the kill switch on, appends its audit row to the hash chain and answers the run\'s unconsumed decisions, handed to the ' +
+            'gate in Redis before the promote. Gate: both documents judged and their signatures verified again; one statement and one ' +
+            'durable commit that consumes exactly those if PostgreSQL still holds them, sets the run running and records the gate\'s phase. ' +
+            'What cutter does beyond it: its general parser and error codes, the reuse and switch rules that name what was refused, the ' +
+            'gate\'s audit row, and a gate that can also decide on its own read of PostgreSQL. ' +
+            `Cutter's median is ${(c.median / design.median).toFixed(2)}× this row's; ` +
             (design.median / f.median <= 1.5
               ? `at ${(design.median / f.median).toFixed(2)}× the floor, the contract itself leaves room for the 1.5× goal here.`
               : `at ${(design.median / f.median).toFixed(2)}× the floor, the contract itself, done minimally, is over the 1.5× goal on this machine.`),
