@@ -140,11 +140,11 @@ function tallyReads(reads: GateReads, keys: TrustedKeys, deps: GateDeps): GateTa
   return tallyDecisions(rows, { keys, run: reads.run, now: deps.now, stage: 'gate', quorum: deps.quorum });
 }
 
+/** Whether run $1's gate opened: its gate.released audit row, found by a partial index (migration 019), not a scan of the chain. */
+export const GATE_OPENED_SQL = `SELECT 1 FROM cutter_governance.audit_event WHERE run_id = $1 AND kind = 'gate.released' LIMIT 1`;
+
 async function alreadyOpened(db: Pool, runId: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `SELECT 1 FROM cutter_governance.audit_event WHERE run_id = $1 AND kind = 'gate.released' LIMIT 1`,
-    [runId],
-  );
+  const { rowCount } = await db.query(GATE_OPENED_SQL, [runId]);
   return Boolean(rowCount);
 }
 

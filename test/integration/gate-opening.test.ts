@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gateReadsFromClaim, type GateReads } from '../../shared/approval/binding.js';
-import { decideGate, openIfApproved, type GateDeps } from '../../shared/approval/gate.js';
+import { decideGate, GATE_OPENED_SQL, openIfApproved, type GateDeps } from '../../shared/approval/gate.js';
 import { storeDecision } from '../../shared/approval/store.js';
 import { claimPhase, peekGate } from '../../shared/runs/store.js';
 import { approvalDatabase, arrivedApproval } from '../support/approval-db.js';
@@ -153,5 +153,24 @@ describe('the gate opening', () => {
     expect(after.phase?.attempts).toBe(before.phase?.attempts);
     expect(after.phase?.started_at.getTime()).toBe(before.phase?.started_at.getTime());
     expect(after.consumed).toEqual(run.ids);
+  });
+
+  it('tells whether a gate opened from an index of openings, not by reading the whole audit chain', async () => {
+    const run = await approvedRun([[alice, 'SG_1'], [bob, 'EXEC']]);
+    const { reads, readAt } = await peek(run.runId);
+    expect(await openIfApproved(gate(), reads, { claimed: false, startedAt: readAt })).not.toBeNull();
+    const client = await env.db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // This test's chain is short enough that a scan costs least; what is checked is that an index answers it at all.
+      await client.query('SET LOCAL enable_seqscan = off');
+      const { rows } = await client.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${GATE_OPENED_SQL}`, [run.runId]);
+      expect(JSON.stringify(rows[0]?.['QUERY PLAN'])).toContain('"Index Name":"audit_event_gate_released"');
+      expect((await client.query(GATE_OPENED_SQL, [run.runId])).rowCount).toBe(1);
+      expect((await client.query(GATE_OPENED_SQL, [`${run.runId}-other`])).rowCount).toBe(0);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
   });
 });
