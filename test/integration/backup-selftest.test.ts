@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupRunnerError } from '../../shared/backup/errors.js';
 import { runSelftest, runSelftestAcrossRestart } from '../../shared/backup/selftest.js';
 import { backupSpecFrom } from '../../shared/backup/spec.js';
+import { createPool } from '../../shared/db/pool.js';
 import { runCli } from '../support/cli.js';
 import { createTestDatabase, testDatabaseUrl, uniqueDatabaseName, type TestDatabase } from '../support/db.js';
 import { createTestKey, type TestKeyring } from '../support/gpg.js';
@@ -158,7 +158,10 @@ describe('cutter backup selftest', () => {
 
   it("waits out a restart of the database (precheck's selftest): met down, it passes once the server is back", async () => {
     const server = await startPrivatePostgres();
-    const pool = new pg.Pool({ connectionString: server.url, max: 1 });
+    // The pool precheck runs on: it keeps listening for errors after pool.end(),
+    // whose promise settles before the sockets close, so the server's stop
+    // below can still send its 57P01 to a connection that is ending.
+    const pool = createPool(server.url, { max: 1 });
     try {
       const spec = backupSpecFrom({ databaseUrl: server.url, recipientFpr: key.fpr, outDir: tempDir('restart'), gnupgHome: key.home });
       await server.stopFast();
@@ -186,7 +189,7 @@ describe('cutter backup selftest', () => {
   }, 60_000);
 
   it('still fails a database URL that is simply wrong, after one more try, without waiting for it', async () => {
-    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    const pool = createPool(db.url, { max: 1 });
     try {
       const spec = backupSpecFrom({ databaseUrl: testDatabaseUrl(uniqueDatabaseName('absent')), recipientFpr: key.fpr, outDir: tempDir('wrong'), gnupgHome: key.home });
       const report = await runSelftestAcrossRestart(spec, pool, 30_000);
