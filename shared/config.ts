@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { FAULT_POINTS, type FaultPoint } from './faults.js';
 
 /**
  * The whole environment contract of DESIGN §6 in one schema. Parsed once per
@@ -88,16 +87,6 @@ export const configSchema = z.object({
       error: 'must be one of fatal, error, warn, info, debug, trace, silent',
     })
     .default('info'),
-  // Fault injection for the crash tests: the named point pauses its process
-  // so a test can SIGKILL it there. Never set in production.
-  CUTTER_FAULT: z
-    .enum(FAULT_POINTS as [FaultPoint, ...FaultPoint[]], {
-      error: 'must be <phase>.before, <phase>.middle or <phase>.after, e.g. execute.middle (test only)',
-    })
-    .optional(),
-  // The chaos suite's negative control: execute stops consulting its ledger,
-  // so a re-delivered execute tries to apply again. Never set in production.
-  CUTTER_TEST_DISABLE_LEDGER: strictBoolean.default(false),
   LOG_FORMAT: z
     .enum(['json', 'pretty'], { error: 'must be json or pretty' })
     .optional(),

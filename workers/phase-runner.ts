@@ -1,13 +1,14 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { appendAudit } from '../shared/audit/append.js';
 import { CutterError, coerceError, errorCode } from '../shared/errors.js';
-import { faultPoint } from '../shared/faults.js';
+import { reachMoment } from '../shared/jobs/moments.js';
 import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
 import { buildReport } from '../shared/runs/report.js';
 import { isPostgresUnavailable, waitForPostgres, withTransaction } from '../shared/db/pool.js';
 import type { Logger } from '../shared/logger.js';
 import { takeHandoff, type GateHandoff } from '../shared/approval/handoff.js';
-import { claimPhase, completePhase, disarmSwitchForRun, failRun, finishRun, peekGate, phaseProgress, saveReport, type ClaimedPhase } from '../shared/runs/store.js';
+import { disarmSwitchForRun } from '../shared/execute/ledger.js';
+import { claimPhase, completePhase, failRun, finishRun, peekGate, phaseProgress, saveReport, type ClaimedPhase } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
 import { PHASE_RECORDED, type PhaseDeps, type PhaseProcessor } from './context.js';
@@ -55,7 +56,7 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
     const started = Date.now();
     try {
       log.info('phase started');
-      await faultPoint(deps.cfg, `${phase}.before`);
+      await reachMoment(`${phase}.before`, runId);
       const summary = await processor(
         {
           run,
@@ -71,7 +72,7 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
         },
         deps,
       );
-      await faultPoint(deps.cfg, `${phase}.after`);
+      await reachMoment(`${phase}.after`, runId);
       if (phase === 'verify') await endVerifiedRun(deps, runId, summary);
       else if (!summary[PHASE_RECORDED]) await completePhase(deps.pool, runId, phase, summary);
       log.info({ ms: Date.now() - started, summary }, 'phase completed');

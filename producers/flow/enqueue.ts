@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { FlowProducer } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { appendAudit } from '../../shared/audit/append.js';
-import { isPgError } from '../../shared/db/migrate.js';
+import { isPgError } from '../../shared/db/errors.js';
 import { withTransaction, type Pool } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
 import { fileSha256 } from '../../shared/file-hash.js';

@@ -1,5 +1,5 @@
 import { appendAudit } from '../audit/append.js';
-import { isPgError } from '../db/migrate.js';
+import { isPgError } from '../db/errors.js';
 import type { Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import type { GateReads } from './binding.js';

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { CutterError } from '../errors.js';
 import { ADMIN_ROLE, GOVERNED_SCHEMAS, REQUIRED_GRANTS } from '../grants/matrix.js';
 import { grantStatement } from '../grants/package.js';
+import { isPgError } from './errors.js';
 import { ident, splitDatabaseUrl } from './pool.js';
 
 /**
@@ -179,9 +180,4 @@ async function applyOwnershipAndGrants(client: pg.Client, execRole: string): Pro
     await client.query('ROLLBACK');
     throw err;
   }
-}
-
-/** True when err is a PostgreSQL error with that SQLSTATE. */
-export function isPgError(err: unknown, sqlstate: string): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === sqlstate;
 }

@@ -1,4 +1,4 @@
-import { isPgError } from './migrate.js';
+import { isPgError } from './errors.js';
 import type { PoolClient } from './pool.js';
 
 /**

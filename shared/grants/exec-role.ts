@@ -1,4 +1,4 @@
-import { isPgError } from '../db/migrate.js';
+import { isPgError } from '../db/errors.js';
 import { ident, type PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 

@@ -6,7 +6,8 @@ import type { Logger } from '../logger.js';
 import { discardStagedSnapshot } from '../snapshot/stage.js';
 import { releaseCorpusLock } from '../targets/lock.js';
 import { buildReport } from './report.js';
-import { disarmSwitchForRun, failRun, saveReport } from './store.js';
+import { disarmSwitchForRun } from '../execute/ledger.js';
+import { failRun, saveReport } from './store.js';
 
 /**
  * The reconciler: Postgres is the system of record, Redis only carries the

@@ -254,16 +254,3 @@ export async function saveBaseline(db: Db, runId: string, baseline: unknown): Pr
     JSON.stringify(baseline),
   ]);
 }
-
-/**
- * Turns the kill switch off if it is on for this run (and only then: another
- * run's grant is not this run's to revoke). Used when a run ends any way.
- */
-export async function disarmSwitchForRun(db: Db, runId: string, actor: string): Promise<void> {
-  await db.query(
-    `UPDATE cutter_governance.execution_switch
-        SET enabled = false, run_id = NULL, expires_at = NULL, changed_at = now(), changed_by = $2
-      WHERE run_id = $1`,
-    [runId, actor],
-  );
-}

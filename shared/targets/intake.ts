@@ -1,5 +1,5 @@
 import { appendAudit } from '../audit/append.js';
-import { isPgError } from '../db/migrate.js';
+import { isPgError } from '../db/errors.js';
 import { withTransaction, type Pool } from '../db/pool.js';
 import { checkC2, checkC3Registration, checkC4, type CriterionResult } from './criteria.js';
 import { parseRegistrationText } from './registration.js';

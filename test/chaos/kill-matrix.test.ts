@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
 import { localSovereign } from '../../shared/demo/sovereign.js';
-import { FAULT_MOMENTS, type FaultPoint } from '../../shared/faults.js';
+import { MOMENTS, type PhaseMoment } from '../../shared/jobs/moments.js';
 import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
 import { waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
@@ -21,8 +21,8 @@ const STALL_BOUND_MS = 15_000;
 
 // `npm test` kills at the three points where a wrong answer would hurt most;
 // `npm run test:chaos` kills at every point of every phase, twice.
-const FAST_POINTS: FaultPoint[] = ['approval-gate.middle', 'execute.middle', 'execute.after'];
-const ALL_POINTS: FaultPoint[] = PHASES.flatMap((p) => FAULT_MOMENTS.map((m) => `${p}.${m}` as const));
+const FAST_POINTS: PhaseMoment[] = ['approval-gate.middle', 'execute.middle', 'execute.after'];
+const ALL_POINTS: PhaseMoment[] = PHASES.flatMap((p) => MOMENTS.map((m) => `${p}.${m}` as const));
 const POINTS = CHAOS_FULL ? ALL_POINTS : FAST_POINTS;
 const REPEATS = CHAOS_FULL ? 2 : 1;
 
@@ -50,7 +50,7 @@ async function pickedUp(env: RunEnv, runId: string, phase: Phase): Promise<true 
  * The sovereign approves whenever the run waits at SG_1, through the real
  * submit path.
  */
-async function killTrial(point: FaultPoint, extraEnv: Record<string, string> = {}): Promise<Trial> {
+async function killTrial(point: PhaseMoment, extraEnv: Record<string, string> = {}): Promise<Trial> {
   const env = await createRunEnv('killmx');
   const workers: WorkerProcess[] = [];
   try {

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../shared/config.js';
 import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
-import type { FaultPoint } from '../../shared/faults.js';
+import type { PhaseMoment } from '../../shared/jobs/moments.js';
 import { PHASES, type Phase, type RunMode } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
 import { RUN_LOST, RUN_LOST_AFTER_APPLY } from '../../shared/runs/reconcile.js';
@@ -41,7 +41,7 @@ const RECONCILE = { intervalMs: 500, enqueueGraceMs: 5_000 };
  * parked at SG_1 with its gate delayed, or `running:<phase>`: the phase (or a
  * later one) has started and every worker keeps running through the crash.
  */
-type CrashPoint = FaultPoint | 'awaiting-approval' | `running:${Phase}`;
+type CrashPoint = PhaseMoment | 'awaiting-approval' | `running:${Phase}`;
 
 interface Rig {
   env: RunEnv;
@@ -107,7 +107,7 @@ const approve = (rig: Rig, runId: string) => rig.sovereign.approve({ cfg: rig.cf
  * live runs are after the gate).
  */
 async function crashRedisAt(rig: Rig, mode: RunMode, point: CrashPoint): Promise<string> {
-  const phase = isFaultPoint(point) ? (point.slice(0, point.lastIndexOf('.')) as Phase) : null;
+  const phase = isPhaseMoment(point) ? (point.slice(0, point.lastIndexOf('.')) as Phase) : null;
   await fleet(rig, PHASES.filter((p) => p !== phase));
   const parked = phase ? await startWorkerProcess(rig.env.env, { phases: [phase], fault: point }) : undefined;
   if (parked) rig.workers.push(parked);
@@ -127,7 +127,7 @@ async function crashRedisAt(rig: Rig, mode: RunMode, point: CrashPoint): Promise
   return runId;
 }
 
-function isFaultPoint(point: CrashPoint): point is FaultPoint {
+function isPhaseMoment(point: CrashPoint): point is PhaseMoment {
   return point !== 'awaiting-approval' && !point.startsWith('running:');
 }
 

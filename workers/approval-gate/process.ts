@@ -2,7 +2,7 @@ import { decideGate, gateSummary, openIfApproved, type GateDeps } from '../../sh
 import { gateReadsFromClaim } from '../../shared/approval/binding.js';
 import { loadTrustedKeys } from '../../shared/approval/keys.js';
 import { errorCode } from '../../shared/errors.js';
-import { faultPoint } from '../../shared/faults.js';
+import { reachMoment } from '../../shared/jobs/moments.js';
 import { claimPhase } from '../../shared/runs/store.js';
 import { PHASE_RECORDED, type PhaseProcessor } from '../context.js';
 
@@ -29,7 +29,7 @@ export const processApprovalGate: PhaseProcessor = async ({ run, gateReads, read
     keys: loadTrustedKeys(deps.cfg.SOVEREIGN_KEYS),
     quorum: deps.cfg.SOVEREIGN_QUORUM,
     now: new Date(),
-    beforeConsume: () => faultPoint(deps.cfg, 'approval-gate.middle'),
+    beforeConsume: () => reachMoment('approval-gate.middle', run.run_id),
   };
   const reads = () => gateReadsFromClaim(run, gateReads);
   let opened = await (judged === undefined

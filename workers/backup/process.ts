@@ -2,7 +2,7 @@ import { createBackup } from '../../shared/backup/create.js';
 import { backupSpecFromConfig } from '../../shared/backup/spec.js';
 import { verifyBackup } from '../../shared/backup/verify.js';
 import { CutterError } from '../../shared/errors.js';
-import { faultPoint } from '../../shared/faults.js';
+import { reachMoment } from '../../shared/jobs/moments.js';
 import type { PhaseProcessor } from '../context.js';
 
 const PROGRESS_EVERY_BYTES = 8 * 1024 * 1024;
@@ -24,7 +24,7 @@ export const processBackup: PhaseProcessor = async ({ run, progress }, deps) => 
     },
   });
   await pending;
-  await faultPoint(deps.cfg, 'backup.middle'); // written, not yet verified
+  await reachMoment('backup.middle', run.run_id); // written, not yet verified
   const verified = await verifyBackup(result.file, { gnupgHome: spec.gnupgHome });
   if (!verified.ok) {
     const failed = verified.checks.filter((c) => !c.ok && !c.skipped).map((c) => `${c.code ?? c.name}: ${c.message}`);

@@ -4,7 +4,7 @@ import { buildPlan } from '../../shared/plan/build.js';
 import { fingerprintOutsideRun } from '../../shared/runs/fingerprint.js';
 import { setRunStatus } from '../../shared/runs/store.js';
 import { getTarget } from '../../shared/targets/registry.js';
-import { faultPoint } from '../../shared/faults.js';
+import { reachMoment } from '../../shared/jobs/moments.js';
 import type { PhaseProcessor } from '../context.js';
 
 /**
@@ -15,7 +15,7 @@ export const processCutplan: PhaseProcessor = async ({ run }, deps) => {
   const target = await getTarget(deps.pool, run.target);
   if (!target) throw new CutterError('TARGET_UNKNOWN', `target ${run.target} is no longer registered`);
   const plan = await withTransaction(deps.pool, (client) => buildPlan(client, { runId: run.run_id, target }));
-  await faultPoint(deps.cfg, 'cutplan.middle'); // the plan stored, the status not yet awaiting_approval
+  await reachMoment('cutplan.middle', run.run_id); // the plan stored, the status not yet awaiting_approval
   const outside = await fingerprintOutsideRun(deps.pool, run.run_id, run.corpus);
   if (run.mode === 'live') await setRunStatus(deps.pool, run.run_id, 'awaiting_approval');
   return { ...plan, outside_fingerprint: outside };

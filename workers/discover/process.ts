@@ -2,7 +2,7 @@ import { withTransaction } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
 import { stageSnapshotWith } from '../../shared/snapshot/stage.js';
 import { acquireCorpusLock } from '../../shared/targets/lock.js';
-import { faultPoint } from '../../shared/faults.js';
+import { reachMoment } from '../../shared/jobs/moments.js';
 import type { PhaseProcessor } from '../context.js';
 
 /**
@@ -15,7 +15,7 @@ export const processDiscover: PhaseProcessor = async ({ run, progress }, deps) =
   const expected = run.snapshot_sha256;
   if (!path || !expected) throw new CutterError('SNAPSHOT_NOT_RECORDED', `run ${run.run_id} has no snapshot recorded`);
   await acquireCorpusLock(deps.pool, { corpus: run.corpus, runId: run.run_id });
-  await faultPoint(deps.cfg, 'discover.middle'); // the lock held, nothing staged yet
+  await reachMoment('discover.middle', run.run_id); // the lock held, nothing staged yet
   const staged = await withTransaction(deps.pool, async (client) => {
     const result = await stageSnapshotWith(client, { runId: run.run_id, corpus: run.corpus, path });
     if (result.sha256 !== expected) {

@@ -1,12 +1,12 @@
 import { CutterError } from '../../shared/errors.js';
 import { grantProbeError, probeGrants } from '../../shared/grants/probe.js';
-import { faultPoint } from '../../shared/faults.js';
+import { reachMoment } from '../../shared/jobs/moments.js';
 import type { PhaseProcessor } from '../context.js';
 
 /** The exec role holds exactly the deployment matrix, or the run stops naming each failing row. */
-export const processGrantProbe: PhaseProcessor = async (_call, deps) => {
+export const processGrantProbe: PhaseProcessor = async ({ run }, deps) => {
   const result = await probeGrants(deps.pool, deps.cfg.CUTTER_EXEC_ROLE);
-  await faultPoint(deps.cfg, 'grant-probe.middle'); // probed (read-only), not yet judged
+  await reachMoment('grant-probe.middle', run.run_id); // probed (read-only), not yet judged
   if (!result.ok) throw grantProbeError(result) ?? new CutterError('GRANTS_MISSING', 'the grant probe failed');
   return { role: result.role, rows: result.rows.length, all_hold: true };
 };

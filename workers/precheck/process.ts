@@ -6,7 +6,7 @@ import { redisDurability } from '../../shared/redis.js';
 import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
 import { saveBaseline } from '../../shared/runs/store.js';
 import { getTarget } from '../../shared/targets/registry.js';
-import { faultPoint } from '../../shared/faults.js';
+import { reachMoment } from '../../shared/jobs/moments.js';
 import type { PhaseProcessor } from '../context.js';
 import { POSTGRES_OUTAGE_WAIT_MS } from '../phase-runner.js';
 
@@ -52,7 +52,7 @@ export const processPrecheck: PhaseProcessor = async ({ run }, deps) => {
     'SELECT cutter_governance.execution_enabled() AS any, cutter_governance.execution_enabled($1) AS mine',
     [run.run_id],
   );
-  await faultPoint(deps.cfg, 'precheck.middle'); // selftest done, no baseline yet
+  await reachMoment('precheck.middle', run.run_id); // selftest done, no baseline yet
   const tables = await fingerprintCorpus(deps.pool);
   const baseline = {
     taken_utc: new Date().toISOString(),

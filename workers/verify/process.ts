@@ -5,7 +5,7 @@ import type { TableFingerprint } from '../../shared/runs/fingerprint.js';
 import { getPhases } from '../../shared/runs/store.js';
 import { discardStagedSnapshot } from '../../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../../shared/targets/lock.js';
-import { faultPoint } from '../../shared/faults.js';
+import { reachMoment } from '../../shared/jobs/moments.js';
 import type { PhaseProcessor } from '../context.js';
 
 interface Baseline {
@@ -36,7 +36,7 @@ export const processVerify: PhaseProcessor = async ({ run }, deps) => {
      ON CONFLICT (run_id) DO UPDATE SET passed = $2, checks = $3::jsonb, verified_at = now()`,
     [run.run_id, passed, JSON.stringify(checks)],
   );
-  await faultPoint(deps.cfg, 'verify.middle'); // verify_result stored, the lock still held
+  await reachMoment('verify.middle', run.run_id); // verify_result stored, the lock still held
   const verdict = passed ? 'PASS' : 'FAIL';
   await releaseCorpusLock(deps.pool, run.run_id);
   await discardStagedSnapshot(deps.pool, run.run_id);
