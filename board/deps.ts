@@ -1,11 +1,11 @@
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BindingCache } from '../shared/approval/binding-cache.js';
 import { loadTrustedKeys } from '../shared/approval/keys.js';
 import type { ApprovalDeps } from '../shared/approval/submit.js';
 import type { Config } from '../shared/config.js';
 import { createPool, type Pool } from '../shared/db/pool.js';
-import { PHASES, type Phase } from '../shared/jobs/catalog.js';
+import type { Phase } from '../shared/jobs/catalog.js';
+import { openPhaseQueues } from '../shared/jobs/queues.js';
 import type { Logger } from '../shared/logger.js';
 import { createRedis } from '../shared/redis.js';
 import type { BoardCredentials } from './auth.js';
@@ -55,9 +55,7 @@ export async function createBoardDeps(args: {
   if (keys.byId.size === 0) log.warn('SOVEREIGN_KEYS is not set: every approval will be refused as from an unknown key');
   const pool = createPool(cfg.DATABASE_URL, { max: 10, applicationName: 'cutter-board' });
   const redis = createRedis(cfg.REDIS_URL, 'worker');
-  const queues = Object.fromEntries(
-    PHASES.map((p) => [p, new Queue(p, { connection: redis, prefix: cfg.CUTTER_QUEUE_PREFIX })]),
-  ) as Record<Phase, Queue>;
+  const queues = openPhaseQueues(redis, cfg.CUTTER_QUEUE_PREFIX);
   // A Redis outage must show on /healthz, not crash the board: an EventEmitter
   // 'error' without a listener throws.
   redis.on('error', (err: Error) => log.debug({ err: err.message }, 'board redis error'));
@@ -69,7 +67,6 @@ export async function createBoardDeps(args: {
     gateQueue: queues['approval-gate'],
     log,
     releaseWaitMs: options.releaseWaitMs,
-    bindings: new BindingCache(),
   };
   return {
     deps: { cfg, log, pool, redis, queues, approvals, options, credentials: args.credentials, metrics: createMetrics(pool, queues) },

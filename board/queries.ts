@@ -1,5 +1,4 @@
 import type { Pool } from '../shared/db/pool.js';
-import type { Check } from '../shared/runs/checks.js';
 
 /** One row of the /runs list. */
 export interface RunListRow {
@@ -26,12 +25,3 @@ export async function listRuns(pool: Pool, args: { status?: string; limit: numbe
   return rows;
 }
 
-
-/** The run's verification result, or null before verify has written one. */
-export async function verifyResult(pool: Pool, runId: string): Promise<{ passed: boolean; checks: Check[] } | null> {
-  const { rows } = await pool.query<{ passed: boolean; checks: Check[] }>(
-    'SELECT passed, checks FROM cutter_governance.verify_result WHERE run_id = $1',
-    [runId],
-  );
-  return rows[0] ?? null;
-}

@@ -1,11 +1,11 @@
-import type { Job } from 'bullmq';
-import type { Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.js';
-import type { Pool } from '../shared/db/pool.js';
+import type { Pool, PoolClient } from '../shared/db/pool.js';
 import type { Phase } from '../shared/jobs/catalog.js';
+import type { PhaseProgress, PhaseResult } from '../shared/jobs/results.js';
 import type { Logger } from '../shared/logger.js';
-import type { RunRow } from '../shared/runs/store.js';
+import type { ClaimReads, RunRow } from '../shared/runs/store.js';
 
 /** What every phase processor may use; injected so processors stay plain functions. */
 export interface PhaseDeps {
@@ -13,34 +13,37 @@ export interface PhaseDeps {
   cfg: Config;
   log: Logger;
   redis: Redis;
-  /** One Queue handle per phase, for worker presence and the gate. */
+  /** One Queue handle per phase, for worker presence. */
   queues: Record<Phase, Queue>;
 }
 
 /** The call of one phase for one run. */
 export interface PhaseCall {
+  /** The run as the claim left it (running, in this phase). */
   run: RunRow;
+  /** What the phase's claimReads function returned for the run, read under the run's lock in the claim; null without one. */
+  reads: unknown;
   /** Reports progress (bytes, records) to the job and the run's phase row. */
-  progress: (progress: Record<string, unknown>) => Promise<void>;
+  progress: (progress: PhaseProgress) => Promise<void>;
   job: Job;
-  token: string | undefined;
-  /** approval-gate only: what it read before claiming anything (shared/runs/store.ts peekGate). */
-  gateReads?: unknown;
-  /** approval-gate only: when that read was taken, in the database's clock. */
-  readAt?: Date | undefined;
-  /** approval-gate only: the read was the endpoint's handoff, this text; the opening must still find it in Postgres. */
-  judged?: string | undefined;
 }
 
+/** A phase processor: (the claimed run, deps) → its result, which the runner stores through the phase's schema. */
+export type PhaseProcessor<P extends Phase> = (call: PhaseCall, deps: PhaseDeps) => Promise<PhaseResult<P>>;
+
 /**
- * Marks a summary whose phase completion the processor has already recorded,
- * in the transaction of its own last write (the gate's consumption), so the
- * runner does not record it again in a commit of its own.
+ * Everything the phase runner needs to know about one phase, declared in the
+ * phase's own folder: the runner itself never names a phase.
  */
-export const PHASE_RECORDED: unique symbol = Symbol('phase recorded');
+export interface PhaseWorker<P extends Phase> {
+  process: PhaseProcessor<P>;
+  /** A read taken in the claim's statement, after the run's row lock (see claimPhase). */
+  claimReads?: ClaimReads;
+  /**
+   * Writes that belong in the commit that records the phase completed (the
+   * run's row lock is held): what must become visible together with it.
+   */
+  complete?: (tx: PoolClient, run: RunRow, result: PhaseResult<P>) => Promise<void>;
+}
 
-/** A phase's small summary, kept with the run (symbol keys are not stored). */
-export type PhaseSummary = Record<string, unknown> & { [PHASE_RECORDED]?: true };
-
-/** A phase processor: (run, deps) → a small summary kept with the run. */
-export type PhaseProcessor = (call: PhaseCall, deps: PhaseDeps) => Promise<PhaseSummary>;
+export type PhaseWorkers = { [P in Phase]: PhaseWorker<P> };

@@ -1,13 +1,22 @@
-import { Queue, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { createPool } from '../shared/db/pool.js';
 import { PHASES, WORKER_LOCKS, type Phase } from '../shared/jobs/catalog.js';
+import { openPhaseQueues } from '../shared/jobs/queues.js';
 import type { Logger } from '../shared/logger.js';
 import { createRedis } from '../shared/redis.js';
 import { startReconciler, type Reconciler } from '../shared/runs/reconcile.js';
-import type { PhaseDeps, PhaseProcessor } from './context.js';
+import type { PhaseDeps, PhaseProcessor, PhaseWorker } from './context.js';
 import { phaseRunner } from './phase-runner.js';
-import { PROCESSORS } from './processors.js';
+import { PHASE_WORKERS } from './processors.js';
+
+export type StandIns = Partial<{ [P in Phase]: PhaseProcessor<P> }>;
+
+function runnerFor<P extends Phase>(phase: P, deps: PhaseDeps, standIns: StandIns | undefined) {
+  const worker: PhaseWorker<P> = PHASE_WORKERS[phase];
+  const standIn: PhaseProcessor<P> | undefined = standIns?.[phase];
+  return phaseRunner(phase, standIn ? { ...worker, process: standIn } : worker, deps);
+}
 
 export interface Fleet {
   phases: Phase[];
@@ -22,8 +31,8 @@ export interface FleetOptions {
   cfg: Config;
   log: Logger;
   phases?: Phase[];
-  /** Replaces processors (tests inject faults this way). */
-  processors?: Partial<Record<Phase, PhaseProcessor>>;
+  /** Replaces phases' processors, keeping what each declares for its claim and completion (tests stand in for a phase this way). */
+  processors?: StandIns;
   concurrency?: number;
   /** Reconciler timing (tests shorten it); defaults in shared/runs/reconcile.ts. */
   reconcile?: { intervalMs?: number; enqueueGraceMs?: number };
@@ -43,17 +52,14 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     onConnectionError: (err) => log.warn({ err }, 'postgres connection lost'),
   });
   const redis = createRedis(cfg.REDIS_URL, 'worker');
-  const queues = Object.fromEntries(
-    PHASES.map((p) => [p, new Queue(p, { connection: redis, prefix: cfg.CUTTER_QUEUE_PREFIX })]),
-  ) as Record<Phase, Queue>;
+  const queues = openPhaseQueues(redis, cfg.CUTTER_QUEUE_PREFIX);
   // The reconciler asks these queues every few seconds: during a Redis outage
   // their connection errors are logged here instead of BullMQ's console.error.
   for (const [phase, queue] of Object.entries(queues)) queue.on('error', (err) => log.warn({ err, phase }, 'queue connection error'));
   const deps: PhaseDeps = { pool, cfg, log, redis, queues };
   const connections = phases.map(() => createRedis(cfg.REDIS_URL, 'worker'));
   const workers = phases.map((phase, i) => {
-    const processor = options.processors?.[phase] ?? PROCESSORS[phase];
-    const worker = new Worker(phase, phaseRunner(phase, processor, deps), {
+    const worker = new Worker(phase, runnerFor(phase, deps, options.processors), {
       connection: connections[i] ?? redis,
       prefix: cfg.CUTTER_QUEUE_PREFIX,
       concurrency: options.concurrency ?? 4,

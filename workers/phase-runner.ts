@@ -1,17 +1,16 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { appendAudit } from '../shared/audit/append.js';
-import { CutterError, coerceError, errorCode } from '../shared/errors.js';
-import { reachMoment } from '../shared/jobs/moments.js';
-import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
-import { buildReport } from '../shared/runs/report.js';
 import { isPostgresUnavailable, waitForPostgres, withTransaction } from '../shared/db/pool.js';
-import type { Logger } from '../shared/logger.js';
-import { takeHandoff, type GateHandoff } from '../shared/approval/handoff.js';
+import { CutterError, coerceError, errorCode } from '../shared/errors.js';
 import { disarmSwitchForRun } from '../shared/execute/ledger.js';
-import { claimPhase, completePhase, failRun, finishRun, peekGate, phaseProgress, saveReport, type ClaimedPhase } from '../shared/runs/store.js';
+import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
+import { reachMoment } from '../shared/jobs/moments.js';
+import type { Logger } from '../shared/logger.js';
+import { buildReport } from '../shared/runs/report.js';
+import { claimPhase, completePhase, failRun, lockRun, phaseProgress, saveReport } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
-import { PHASE_RECORDED, type PhaseDeps, type PhaseProcessor } from './context.js';
+import type { PhaseDeps, PhaseWorker } from './context.js';
 
 /**
  * How long a failed attempt waits for an unreachable Postgres before it gives
@@ -21,12 +20,13 @@ import { PHASE_RECORDED, type PhaseDeps, type PhaseProcessor } from './context.j
 export const POSTGRES_OUTAGE_WAIT_MS = 60_000;
 
 /**
- * Wraps a phase processor with what every phase needs: parse the job, find
- * the run in Postgres (never trust the job), record the phase, and on the
- * last failed attempt fail the run closed and release its corpus lock.
+ * Wraps a phase with what every phase needs: parse the job, claim the phase
+ * for the run in Postgres (never trust the job), run the processor, record
+ * its result (with whatever the phase declares must commit with it), and on
+ * the last failed attempt fail the run closed and release its corpus lock.
  */
-export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: PhaseDeps) {
-  return async (job: Job, token?: string): Promise<Record<string, unknown>> => {
+export function phaseRunner<P extends Phase>(phase: P, worker: PhaseWorker<P>, deps: PhaseDeps) {
+  return async (job: Job): Promise<unknown> => {
     const parsed = phaseJobData.safeParse(job.data);
     if (!parsed.success) {
       await appendAudit(deps.pool, { actor: 'worker', kind: `${phase}.refused`, detail: { reason: 'malformed job data', job_id: job.id ?? null } });
@@ -36,10 +36,7 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
     const log = deps.log.child({ run_id: runId, phase, attempt: job.attemptsMade + 1 });
     let claimed: Awaited<ReturnType<typeof claimPhase>>;
     try {
-      // The approval gate only reads here, or takes the read the endpoint
-      // handed over: when its approvals open it, the commit that consumes
-      // them also claims the phase (shared/approval/gate.ts).
-      claimed = phase === 'approval-gate' ? await readGate(deps, runId) : await claimPhase(deps.pool, runId, phase);
+      claimed = await claimPhase(deps.pool, runId, phase, worker.claimReads);
     } catch (thrown) {
       // Postgres unreachable before the phase began: an attempt spent like any other.
       return settleFailure(deps, job, phase, runId, log, thrown);
@@ -57,14 +54,11 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
     try {
       log.info('phase started');
       await reachMoment(`${phase}.before`, runId);
-      const summary = await processor(
+      const result = await worker.process(
         {
           run,
+          reads: claimed.reads,
           job,
-          token,
-          gateReads: claimed.gateReads,
-          readAt: claimed.readAt,
-          judged: 'judged' in claimed ? (claimed as GateHandoff).judged : undefined,
           progress: async (p) => {
             await job.updateProgress(p);
             await phaseProgress(deps.pool, runId, phase, p);
@@ -73,19 +67,18 @@ export function phaseRunner(phase: Phase, processor: PhaseProcessor, deps: Phase
         deps,
       );
       await reachMoment(`${phase}.after`, runId);
-      if (phase === 'verify') await endVerifiedRun(deps, runId, summary);
-      else if (!summary[PHASE_RECORDED]) await completePhase(deps.pool, runId, phase, summary);
-      log.info({ ms: Date.now() - started, summary }, 'phase completed');
-      return summary;
+      // The run's lock first, as the claim takes it: the two never wait on each other in opposite orders.
+      await withTransaction(deps.pool, async (tx) => {
+        await lockRun(tx, runId);
+        await completePhase(tx, runId, phase, result);
+        await worker.complete?.(tx, run, result);
+      });
+      log.info({ ms: Date.now() - started }, 'phase completed');
+      return result;
     } catch (thrown) {
       return settleFailure(deps, job, phase, runId, log, thrown);
     }
   };
-}
-
-/** The gate's read: the endpoint's handoff when there is one, otherwise its own from Postgres. */
-async function readGate(deps: PhaseDeps, runId: string): Promise<ClaimedPhase | GateHandoff | null> {
-  return (await takeHandoff(deps.redis, deps.queues['approval-gate'], runId)) ?? peekGate(deps.pool, runId);
 }
 
 /**
@@ -133,14 +126,4 @@ async function failClosed(deps: PhaseDeps, runId: string, phase: Phase, err: Err
   await disarmSwitchForRun(deps.pool, runId, `worker:${phase}-failed`);
   if (!changed) return;
   await appendAudit(deps.pool, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
-}
-
-/** Verify's end: the phase, the run's final status and its report become visible together. */
-async function endVerifiedRun(deps: PhaseDeps, runId: string, summary: Record<string, unknown>): Promise<void> {
-  const verdict = summary['verdict'] === 'PASS' ? 'PASS' : 'FAIL';
-  await withTransaction(deps.pool, async (tx) => {
-    await completePhase(tx, runId, 'verify', summary);
-    await finishRun(tx, { runId, verdict });
-    await saveReport(tx, runId, await buildReport(tx, runId));
-  });
 }

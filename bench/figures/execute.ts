@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { config, parseConfig } from '../../shared/config.js';
 import { migrate } from '../../shared/db/migrate.js';
 import { createPool, ident, splitDatabaseUrl, type Pool } from '../../shared/db/pool.js';
-import { planScope } from '../../shared/execute/authority.js';
+import { planScope } from '../../shared/plan/scope.js';
 import { IN_DATABASE_MAX_ITEMS } from '../../shared/plan/hash.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';

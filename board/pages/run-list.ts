@@ -1,8 +1,6 @@
+import { RUN_STATUSES } from '../../shared/runs/status.js';
 import type { RunListRow } from '../queries.js';
 import { age, badge, html, page } from './html.js';
-
-/** The statuses a user can filter by (DESIGN §4). */
-export const RUN_STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'expired'] as const;
 
 /** The /runs page: recent runs with a status filter. */
 export function runListPage(rows: RunListRow[], status: string | undefined, now = new Date()): string {

@@ -1,5 +1,5 @@
 import type { ApprovalSummary } from '../../shared/approval/summary.js';
-import type { Check } from '../../shared/runs/checks.js';
+import type { Check } from '../../shared/jobs/results.js';
 import type { RunView } from '../../shared/runs/view.js';
 import { badge, html, page, seconds, type Safe } from './html.js';
 

@@ -1,14 +1,16 @@
 import express, { type Request, type Router } from 'express';
 import { approvalSummary } from '../../shared/approval/summary.js';
+import { loadVerifyResult } from '../../shared/runs/checks.js';
 import { buildReport } from '../../shared/runs/report.js';
 import { getRun } from '../../shared/runs/store.js';
+import { RUN_STATUSES } from '../../shared/runs/status.js';
 import { runView } from '../../shared/runs/view.js';
 import type { BoardDeps } from '../deps.js';
 import { sendError } from '../errors.js';
 import { html, page } from '../pages/html.js';
-import { RUN_STATUSES, runListPage } from '../pages/run-list.js';
+import { runListPage } from '../pages/run-list.js';
 import { runPage } from '../pages/run-page.js';
-import { listRuns, verifyResult } from '../queries.js';
+import { listRuns } from '../queries.js';
 
 /**
  * The run API and run pages: one route answers JSON (DESIGN §4 keys) or
@@ -65,7 +67,7 @@ export function runsRouter(deps: BoardDeps): Router {
       res.json({ ...view, approvals });
       return;
     }
-    const [verification, stored] = await Promise.all([verifyResult(deps.pool, runId), getRun(deps.pool, runId)]);
+    const [verification, stored] = await Promise.all([loadVerifyResult(deps.pool, runId), getRun(deps.pool, runId)]);
     const report = stored?.report ?? (await buildReport(deps.pool, runId));
     res.type('html').send(runPage({ view, approvals, verification, report }));
   });

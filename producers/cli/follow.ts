@@ -1,5 +1,6 @@
 import type { Pool } from '../../shared/db/pool.js';
-import { hasEnded, runView, type RunView } from '../../shared/runs/view.js';
+import { hasEnded } from '../../shared/runs/status.js';
+import { runView, type RunView } from '../../shared/runs/view.js';
 
 const POLL_MS = 200;
 

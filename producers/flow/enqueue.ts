@@ -10,7 +10,8 @@ import { fileSha256 } from '../../shared/file-hash.js';
 import type { RunMode } from '../../shared/jobs/catalog.js';
 import { failRun, getRunByIdempotencyKey, insertRun, newRunId } from '../../shared/runs/store.js';
 import { acquireCorpusLock, releaseCorpusLock } from '../../shared/targets/lock.js';
-import { getTarget, type TargetRecord } from '../../shared/targets/registry.js';
+import { requireC3 } from '../../shared/targets/criteria.js';
+import { requireTarget, type TargetRecord } from '../../shared/targets/registry.js';
 import { buildRunFlow } from './tree.js';
 
 export interface EnqueueRequest {
@@ -38,17 +39,8 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
     const existing = await getRunByIdempotencyKey(deps.pool, req.idempotencyKey);
     if (existing) return { runId: existing.run_id, created: false };
   }
-  const target = await getTarget(deps.pool, req.target);
-  if (!target) {
-    throw new CutterError('TARGET_UNKNOWN', `no target named ${req.target}: register it with cutter target register --file T.json`, {
-      kind: 'bad_input',
-    });
-  }
-  if (req.mode === 'live' && target.protected) {
-    throw new CutterError('C3_PROTECTED', `C3: target ${target.name} is protected: its corpus ${target.corpus} is never cut live`, {
-      kind: 'refused',
-    });
-  }
+  const target = await requireTarget(deps.pool, req.target);
+  await requireC3(deps.pool, target, req.mode);
   const snapshotPath = resolve(req.snapshotPath);
   const info = await stat(snapshotPath).catch(() => null);
   if (!info?.isFile()) {

@@ -1,7 +1,7 @@
+import { z } from 'zod';
 import type { Pool, PoolClient } from '../db/pool.js';
-import { scopeOfSummary } from '../execute/authority.js';
-import type { RunRow } from '../runs/store.js';
-import { decisionsFromJson, type StoredDecision } from './tally.js';
+import { scopeOfSummary } from '../plan/scope.js';
+import { storedDecisionJson, type StoredDecision } from './tally.js';
 import type { RunBinding } from './validate.js';
 
 /** A run as the approval rules see it, plus when its approval window ends. */
@@ -12,65 +12,88 @@ export interface GateRun extends RunBinding {
   windowEndsAt: Date | null;
 }
 
-/**
- * When a run's approval window ends, as SQL over `cutter_governance.run r`:
- * cutplan's finish + the window, null before the plan exists. Defined once,
- * in the database (migration 012), for this read and for the store's own
- * check, so "received before the end" means the same thing to each of them.
- */
-export const WINDOW_ENDS_AT_SQL = 'cutter_governance.approval_window_ends_at(r.run_id)';
+/** The change set columns an approval is bound to (null before the plan exists). */
+const planColumns = {
+  plan_sha256: z.string().nullable(),
+  unit_count: z.number().int().nonnegative().nullable(),
+  by_transition: z.record(z.string(), z.number()).nullable(),
+};
 
-/** The columns a GateRun is made of, as PostgreSQL returns them. */
-interface GateRunRow {
+/** The binding columns of a run and its change set, as loadGateRun selects them. */
+const gateRunRow = z.object({
+  run_id: z.string(),
+  target: z.string(),
+  status: z.string(),
+  operator: z.string(),
+  mode: z.enum(['dry', 'live']),
+  approval_window_s: z.number().int(),
+  ...planColumns,
+  window_ends_at: z.date().nullable(),
+});
+type GateRunRow = z.infer<typeof gateRunRow>;
+
+/**
+ * What the approval gate reads in its claim, after the run's lock:
+ * cutter_governance.gate_reads (shared/db/functions/gate_reads.sql).
+ */
+export const GATE_READS = 'cutter_governance.gate_reads';
+
+const gateReadsJson = z.strictObject({
+  ...planColumns,
+  window_ends_at: z.string().nullable(),
+  /** The run's gate already opened (its gate.released audit row exists). */
+  opened: z.boolean(),
+  unconsumed: z.array(storedDecisionJson),
+});
+
+/** The gate's reads: its run as the rules see it, whether it already opened, and its unconsumed approvals. */
+export interface GateReads {
+  run: GateRun;
+  opened: boolean;
+  unconsumed: StoredDecision[];
+}
+
+/** Reads the run, its frozen plan hash and scope from Postgres (one query); null when no such run. */
+export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise<GateRun | null> {
+  const { rows } = await db.query<Record<string, unknown>>(
+    `SELECT r.run_id, r.target, r.status, r.operator, r.mode, r.approval_window_s, c.plan_sha256, c.unit_count, c.by_transition,
+            cutter_governance.approval_window_ends_at(r.run_id) AS window_ends_at
+       FROM cutter_governance.run r
+       LEFT JOIN cutter_governance.cut_change_set c ON c.run_id = r.run_id
+      WHERE r.run_id = $1`,
+    [runId],
+  );
+  return rows[0] === undefined ? null : toGateRun(gateRunRow.parse(rows[0]));
+}
+
+/** The columns of the claimed run row the gate's binding needs (shared/runs/store.ts RunRow has them). */
+export interface ClaimedRun {
   run_id: string;
   target: string;
   status: string;
   operator: string;
   mode: 'dry' | 'live';
   approval_window_s: number;
-  plan_sha256: string | null;
-  unit_count: number | null;
-  by_transition: Record<string, number> | null;
-  window_ends_at: Date | null;
 }
 
-/** Reads the run, its frozen plan hash and scope from Postgres (one query); null when no such run. */
-export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise<GateRun | null> {
-  const { rows } = await db.query<GateRunRow>(
-    `SELECT r.run_id, r.target, r.status, r.operator, r.mode, r.approval_window_s, c.plan_sha256, c.unit_count, c.by_transition,
-            ${WINDOW_ENDS_AT_SQL} AS window_ends_at
-       FROM cutter_governance.run r
-       LEFT JOIN cutter_governance.cut_change_set c ON c.run_id = r.run_id
-      WHERE r.run_id = $1`,
-    [runId],
-  );
-  const row = rows[0];
-  return row ? toGateRun(row) : null;
-}
-
-/** What the approval gate's claim read after taking the run's lock (migration 015): its run as the rules see it, and its unconsumed approvals. */
-export interface GateReads {
-  run: GateRun;
-  unconsumed: StoredDecision[];
-}
-
-/**
- * The gate's reads from its claim's row: the claimed run row and the jsonb of
- * cutter_governance.gate_reads (the change set's hash and scope, the window's
- * end, the unconsumed approvals).
- */
-export function gateReadsFromClaim(run: RunRow, reads: unknown): GateReads {
-  if (reads === null || typeof reads !== 'object') throw new Error(`the gate's claim of run ${run.run_id} carried no reads`);
-  const r = reads as { plan_sha256: string | null; unit_count: number | null; by_transition: Record<string, number> | null; window_ends_at: string | null; unconsumed: unknown };
+/** The gate's reads from its claim: the claimed run row and the jsonb of gate_reads. */
+export function gateReadsFromClaim(run: ClaimedRun, reads: unknown): GateReads {
+  const r = gateReadsJson.parse(reads);
   return {
     run: toGateRun({
-      ...run,
+      run_id: run.run_id,
+      target: run.target,
+      status: run.status,
+      operator: run.operator,
+      mode: run.mode,
+      approval_window_s: run.approval_window_s,
       plan_sha256: r.plan_sha256,
       unit_count: r.unit_count,
       by_transition: r.by_transition,
       window_ends_at: r.window_ends_at === null ? null : new Date(r.window_ends_at),
     }),
-    unconsumed: decisionsFromJson(r.unconsumed),
+    opened: r.opened,
+    unconsumed: r.unconsumed,
   };
 }
 
@@ -84,7 +107,7 @@ function toGateRun(row: GateRunRow): GateRun {
     approvalWindowS: row.approval_window_s,
     planSha256: row.plan_sha256,
     // The change set's own summary of its items (execute counts the items again).
-    scope: row.plan_sha256 === null ? null : scopeOfSummary(row.unit_count ?? 0, row.by_transition ?? {}),
+    scope: row.plan_sha256 === null ? null : scopeOfSummary({ unit_count: row.unit_count ?? 0, by_transition: row.by_transition ?? {} }),
     windowEndsAt: row.window_ends_at,
   };
 }

@@ -1,4 +1,4 @@
-import { TRANSITION_KINDS, type TransitionKind } from '../plan/transitions.js';
+import { TRANSITION_KINDS, type TransitionKind } from '../units/lifecycle.js';
 import { refusal } from './refusals.js';
 
 /**

@@ -2,7 +2,7 @@ import type { PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { loadTrustedKeys } from './keys.js';
 import { listDecisions, tallyDecisions } from './tally.js';
-import type { ScopeToCover } from './validate.js';
+import type { PlanScope } from '../plan/scope.js';
 
 /**
  * Execute's own look at the approvals, just before it writes (DESIGN §3): a
@@ -26,7 +26,7 @@ export interface ExecutionApprovals {
 /** Throws EXECUTE_NOT_APPROVED unless the consumed approvals still make a quorum and an EXEC grant. */
 export async function recheckApprovals(
   client: PoolClient,
-  run: { runId: string; target: string; operator: string; planSha256: string; scope: ScopeToCover },
+  run: { runId: string; target: string; operator: string; planSha256: string; scope: PlanScope },
   policy: SovereignPolicy,
 ): Promise<ExecutionApprovals> {
   const keys = await loadTrustedKeys(policy.keysSource);

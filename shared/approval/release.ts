@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, type Queue } from 'bullmq';
 import { jobId } from '../jobs/catalog.js';
-import { leaveHandoff } from './handoff.js';
 
 /**
  * Promotes a run's gate job out of `delayed`. The gate only becomes delayed
@@ -26,25 +25,10 @@ export function gateJobId(runId: string): string {
   return jobId(runId, 'approval-gate');
 }
 
-/**
- * Promotes the gate of runId, waiting up to waitMs for it to become delayed;
- * handoff: the run's gate_handoff as the completing approval's store
- * answered it, left for the gate first (shared/approval/handoff.ts).
- */
-export async function releaseGate(gateQueue: Queue, runId: string, options: { waitMs: number; stepMs?: number; handoff?: string }): Promise<ReleaseOutcome> {
-  const left = options.handoff === undefined ? null : leaveHandoff(await gateQueue.getBackend().client, gateQueue, runId, options.handoff);
-  try {
-    return await promoteWhenDelayed(gateQueue, runId, options);
-  } finally {
-    await left;
-  }
-}
-
-async function promoteWhenDelayed(gateQueue: Queue, runId: string, options: { waitMs: number; stepMs?: number }): Promise<ReleaseOutcome> {
+/** Promotes the gate of runId, waiting up to waitMs for it to become delayed. */
+export async function releaseGate(gateQueue: Queue, runId: string, options: { waitMs: number; stepMs?: number }): Promise<ReleaseOutcome> {
   const deadline = Date.now() + options.waitMs;
-  // A handle on the job by its id alone: promote and getState act on the id,
-  // so the job's hash is not read first (a Redis round trip fewer on the path
-  // from the completing approval to execute). A missing job is 'unknown'.
+  // A handle on the job by its id alone: promote and getState act on the id (a missing job is 'unknown').
   const job = new Job(gateQueue, 'approval-gate', {}, {}, gateJobId(runId));
   for (;;) {
     try {

@@ -1,6 +1,6 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { CutterError } from '../errors.js';
-import type { TransitionKind } from '../plan/transitions.js';
+import type { TransitionKind } from '../units/lifecycle.js';
 import { serialiseApprovalDocument, type ApprovalDocument, type ApprovalGate } from './document.js';
 import type { ApprovalEnvelope } from './envelope.js';
 import { keyIdOf } from './keys.js';

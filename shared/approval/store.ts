@@ -2,26 +2,17 @@ import { isPgError } from '../db/errors.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { formatUtc } from './document.js';
 import { refusal } from './refusals.js';
-import { decisionsFromJson, type StoredDecision } from './tally.js';
 import type { ValidApproval } from './validate.js';
 
 /**
  * Stores a validated approval as a review_decision, audits it, and for an
  * EXEC grant turns the kill switch on for exactly that run: one call of
- * cutter_governance.store_approval (migrations 012, 018), one round trip and one
- * transaction, with the run row locked, so concurrent submissions for a run
- * are taken one at a time and a refusal leaves nothing behind. The nonce's
- * single use is enforced by the UNIQUE constraint, so it also holds across
- * runs and processes.
+ * cutter_governance.store_approval (shared/db/functions/store_approval.sql),
+ * one transaction, with the run row locked, so concurrent submissions for a
+ * run are taken one at a time and a refusal leaves nothing behind. The
+ * nonce's single use is enforced by the UNIQUE constraint, so it also holds
+ * across runs and processes.
  */
-
-export interface StoredApproval {
-  decisionId: number;
-  /** The run's unconsumed approvals just after this one was stored, this one included. */
-  unconsumed: StoredDecision[];
-  /** The run's gate_handoff at that moment (shared/approval/handoff.ts), as text. */
-  handoff: string;
-}
 
 type Outcome = 'stored' | 'not_awaiting' | 'window_over' | 'nonce_replayed' | 'key_already_used' | 'switch_busy';
 
@@ -31,11 +22,10 @@ interface StoreRow {
   run_status: string | null;
   window_ends_at: Date | null;
   other_run_id: string | null;
-  handoff: string | null;
 }
 
-/** Stores the decision. Throws a 409 refusal on a replay, a key used twice, a busy switch or a run no longer awaiting approval. */
-export async function storeDecision(pool: Pool | PoolClient, approval: ValidApproval): Promise<StoredApproval> {
+/** Stores the decision; returns its id. Throws a 409 refusal on a replay, a key used twice, a busy switch or a run no longer awaiting approval. */
+export async function storeDecision(pool: Pool | PoolClient, approval: ValidApproval): Promise<number> {
   const { doc, key, envelope } = approval;
   const actor = `sovereign:${key.name}`;
   const detail = {
@@ -59,10 +49,7 @@ export async function storeDecision(pool: Pool | PoolClient, approval: ValidAppr
     throw err;
   }
   if (row?.outcome !== 'stored') throw refusalFor(row, approval);
-  const handoff = row.handoff;
-  if (handoff === null) throw new Error(`store_approval stored decision ${String(row.decision_id)} without its run's gate_handoff`);
-  const { reads } = JSON.parse(handoff) as { reads: { unconsumed: unknown } };
-  return { decisionId: Number(row.decision_id), unconsumed: decisionsFromJson(reads.unconsumed), handoff };
+  return Number(row.decision_id);
 }
 
 /** The refusal for a check that failed inside store_approval; nothing was written. */

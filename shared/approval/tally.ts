@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { errorCode } from '../errors.js';
 import type { ApprovalGate } from './document.js';
@@ -10,17 +11,6 @@ import { validateSovereignApproval, type RunBinding, type ValidApproval, type Va
  * (signature, binding, expiry, allowance), so a key removed from
  * SOVEREIGN_KEYS or a document past its expiry no longer counts.
  */
-
-export interface StoredDecision {
-  id: number;
-  gate: ApprovalGate;
-  key_id: string;
-  document: string;
-  signature: string;
-  nonce: string;
-  received_utc: Date;
-  consumed_utc: Date | null;
-}
 
 export interface CountedApproval extends ValidApproval {
   id: number;
@@ -37,18 +27,20 @@ export interface GateTally {
   invalid: { id: number; gate: string; code: string; message: string }[];
 }
 
-/** A run's decisions as PostgreSQL's jsonb_agg returns them (store_approval's answer, gate_reads): ids and times as JSON. */
-export function decisionsFromJson(rows: unknown): StoredDecision[] {
-  if (!Array.isArray(rows)) throw new Error('stored decisions must come as a JSON array');
-  return (rows as (Omit<StoredDecision, 'id' | 'received_utc' | 'consumed_utc'> & { id: number | string; received_utc: string; consumed_utc: string | null })[]).map(
-    (d) => ({
-      ...d,
-      id: Number(d.id),
-      received_utc: new Date(d.received_utc),
-      consumed_utc: d.consumed_utc === null ? null : new Date(d.consumed_utc),
-    }),
-  );
-}
+/** A stored decision as PostgreSQL's jsonb_agg returns it (gate_reads): ids and times as JSON. */
+export const storedDecisionJson = z
+  .object({
+    id: z.coerce.number().int().positive(),
+    gate: z.enum(['SG_1', 'EXEC']),
+    key_id: z.string(),
+    document: z.string(),
+    signature: z.string(),
+    nonce: z.string(),
+    received_utc: z.coerce.date(),
+    consumed_utc: z.coerce.date().nullable(),
+  })
+  .strict();
+export type StoredDecision = z.infer<typeof storedDecisionJson>;
 
 /** The stored decisions of a run, unconsumed ones (for the gate) or consumed ones (for execute). */
 export async function listDecisions(db: Pool | PoolClient, runId: string, which: 'unconsumed' | 'consumed'): Promise<StoredDecision[]> {
@@ -62,25 +54,17 @@ export async function listDecisions(db: Pool | PoolClient, runId: string, which:
   return rows;
 }
 
-/**
- * Re-validates each stored row and counts SG_1 keys against the quorum and
- * EXEC grants. justStored: a row the caller has just validated (on arrival,
- * with the same keys, run and clock: every check the gate stage makes, and
- * more) and stored from that very approval; it is counted as validated.
- */
+/** Re-validates each stored row and counts SG_1 keys against the quorum and EXEC grants. */
 export function tallyDecisions(
   rows: StoredDecision[],
-  ctx: { keys: TrustedKeys; run: RunBinding; now: Date; stage: ValidationStage; quorum: number; justStored?: { id: number; approval: ValidApproval } | undefined },
+  ctx: { keys: TrustedKeys; run: RunBinding; now: Date; stage: ValidationStage; quorum: number },
 ): GateTally {
   const sg1 = new Map<string, CountedApproval>();
   const exec: CountedApproval[] = [];
   const invalid: GateTally['invalid'] = [];
   for (const row of rows) {
     try {
-      const valid =
-        ctx.justStored?.id === row.id
-          ? ctx.justStored.approval
-          : validateSovereignApproval({ document: row.document, signature: row.signature, key_id: row.key_id }, ctx);
+      const valid = validateSovereignApproval({ document: row.document, signature: row.signature, key_id: row.key_id }, ctx);
       // The columns the unique constraints work on must say what the signed text says.
       if (valid.doc.gate !== row.gate || valid.doc.nonce !== row.nonce) throw new Error('the stored gate or nonce differs from the signed document');
       const counted = { ...valid, id: row.id };

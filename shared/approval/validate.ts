@@ -1,3 +1,4 @@
+import { allowanceExcess, type PlanScope } from '../plan/scope.js';
 import { parseApprovalDocument, type ApprovalDocument, type PlanAllowance } from './document.js';
 import { verifyEnvelope, type ApprovalEnvelope } from './envelope.js';
 import type { TrustedKey, TrustedKeys } from './keys.js';
@@ -15,12 +16,6 @@ export const CLOCK_SKEW_MS = 2 * 60 * 1000;
 /** The longest an approval may be valid for. */
 export const MAX_VALIDITY_MS = 72 * 3600 * 1000;
 
-/** What a plan would change: the numbers an allowance must cover. */
-export interface ScopeToCover {
-  unitCount: number;
-  transitions: readonly string[];
-}
-
 /** The run an approval must be bound to, as Postgres has it. */
 export interface RunBinding {
   runId: string;
@@ -28,7 +23,7 @@ export interface RunBinding {
   status: string;
   operator: string;
   planSha256: string | null;
-  scope: ScopeToCover | null;
+  scope: PlanScope | null;
 }
 
 /**
@@ -116,12 +111,10 @@ function checkTimes(doc: ApprovalDocument, ctx: Omit<ValidationContext, 'keys'>)
 function checkAllowanceCovers(allowance: PlanAllowance, run: RunBinding): void {
   const scope = run.scope;
   if (!scope) throw refusal('APPROVAL_PLAN_MISMATCH', `run ${run.runId} has no plan to approve`);
-  if (scope.unitCount > allowance.maxUnits) {
-    throw refusal('APPROVAL_ALLOWANCE_UNITS', `the plan changes ${scope.unitCount} units; the allowance covers max_units=${allowance.maxUnits}`);
+  const excess = allowanceExcess(scope, allowance);
+  if (!excess) return;
+  if (excess.units !== null) {
+    throw refusal('APPROVAL_ALLOWANCE_UNITS', `the plan changes ${excess.units} units; the allowance covers max_units=${allowance.maxUnits}`);
   }
-  const allowed: readonly string[] = allowance.transitions;
-  const missing = scope.transitions.filter((t) => !allowed.includes(t));
-  if (missing.length) {
-    throw refusal('APPROVAL_ALLOWANCE_TRANSITIONS', `the plan uses ${missing.join(', ')}, which the allowance does not list`);
-  }
+  throw refusal('APPROVAL_ALLOWANCE_TRANSITIONS', `the plan uses ${excess.transitions.join(', ')}, which the allowance does not list`);
 }

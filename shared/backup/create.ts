@@ -3,7 +3,7 @@ import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type pg from 'pg';
 import { BackupRunnerError } from './errors.js';
-import { FINGERPRINT_METHOD, fingerprintTables, type FingerprintPacing, type TableFingerprint } from './fingerprint.js';
+import { FINGERPRINT_METHOD, fingerprintTables, type FingerprintPacing, type DumpFingerprint } from './fingerprint.js';
 import { packetRecipients } from './gpg.js';
 import { MANIFEST_FORMAT, manifestPathFor, syncDirectory, writeFileAtomic, type BackupManifest } from './manifest.js';
 import { recipientKeyIds } from './packets.js';
@@ -87,7 +87,7 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
     // pg_dump's zlib does not, instead of slowing pg_dump's start. The session
     // key packets are at the head of the stream, so it is kept for the check
     // of the recipient.
-    let fingerprints: Promise<TableFingerprint[]> | undefined;
+    let fingerprints: Promise<DumpFingerprint[]> | undefined;
     let head: Buffer | undefined;
     let markDumpEnded: () => void = () => undefined;
     const dumpEnded = new Promise<void>((resolve) => (markDumpEnded = resolve));
@@ -130,7 +130,7 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
     out = undefined;
 
     const { key, dumpTool } = await checksStarted().passed();
-    let tables: TableFingerprint[];
+    let tables: DumpFingerprint[];
     try {
       tables = await (fingerprints ?? fingerprintInSnapshot(client));
     } catch (err) {
@@ -261,7 +261,7 @@ async function exportSnapshot(client: pg.Client): Promise<ServerInfo> {
 }
 
 /** Fingerprints inside the exporting transaction; a savepoint keeps a failure from ending that transaction (and with it pg_dump's snapshot). */
-async function fingerprintInSnapshot(client: pg.Client, pacing?: FingerprintPacing): Promise<TableFingerprint[]> {
+async function fingerprintInSnapshot(client: pg.Client, pacing?: FingerprintPacing): Promise<DumpFingerprint[]> {
   await client.query('SAVEPOINT cutter_fingerprint');
   try {
     const tables = await fingerprintTables(client, { pacing });

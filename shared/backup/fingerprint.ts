@@ -8,7 +8,7 @@ import { ident } from '../db/pool.js';
  * snapshot pg_dump reads, and again after a restore, they prove the restore
  * holds the same data without trusting either tool.
  */
-export interface TableFingerprint {
+export interface DumpFingerprint {
   /** schema.table */
   name: string;
   rows: number;
@@ -106,7 +106,7 @@ const SLICE_PAGES = 512;
 export async function fingerprintTables(
   client: pg.Client | pg.PoolClient,
   options: { methods?: ReadonlyMap<string, 'record' | 'text'> | undefined; pacing?: FingerprintPacing | undefined } = {},
-): Promise<TableFingerprint[]> {
+): Promise<DumpFingerprint[]> {
   for (const statement of STABLE_OUTPUT) await client.query(statement);
   const version = await client.query<{ num: string }>("SELECT current_setting('server_version_num') AS num");
   const slices = Number(version.rows[0]?.num ?? 0) >= 140000;
@@ -114,7 +114,7 @@ export async function fingerprintTables(
   const tables = await client.query<{ schema: string; name: string; by_value: boolean; pages: number }>(LIST_TABLES, [
     BY_VALUE_TYPES,
   ]);
-  const out: TableFingerprint[] = [];
+  const out: DumpFingerprint[] = [];
   for (const t of tables.rows) {
     const name = `${t.schema}.${t.name}`;
     const hash = options.methods?.get(name) ?? (t.by_value ? 'record' : 'text');
@@ -174,7 +174,7 @@ function paced(pacing: FingerprintPacing): (busyMs: number) => Promise<void> {
 export async function fingerprintDatabase(
   client: pg.Client,
   methods?: ReadonlyMap<string, 'record' | 'text'>,
-): Promise<TableFingerprint[]> {
+): Promise<DumpFingerprint[]> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     return await fingerprintTables(client, { methods });
@@ -190,7 +190,7 @@ export interface FingerprintDiff {
 }
 
 /** Tables whose fingerprints differ (or exist on one side only). */
-export function compareFingerprints(expected: TableFingerprint[], actual: TableFingerprint[]): FingerprintDiff[] {
+export function compareFingerprints(expected: DumpFingerprint[], actual: DumpFingerprint[]): FingerprintDiff[] {
   const byName = new Map(actual.map((t) => [t.name, t]));
   const diffs: FingerprintDiff[] = [];
   for (const e of expected) {

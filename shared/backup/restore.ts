@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { BackupRunnerError } from './errors.js';
 import { decryptInto } from './decrypt.js';
 import { dropDatabaseAt, ensureDatabase, userObjectCount } from './database.js';
-import { compareFingerprints, fingerprintDatabase, type FingerprintDiff, type TableFingerprint } from './fingerprint.js';
+import { compareFingerprints, fingerprintDatabase, type FingerprintDiff, type DumpFingerprint } from './fingerprint.js';
 import { hasSecretSubkey } from './gpg.js';
 import { checkIntegrity } from './integrity.js';
 import { readManifest, type BackupManifest } from './manifest.js';
@@ -21,7 +21,7 @@ export interface RestoreResult {
   /** The database did not exist and was created for the restore. */
   created: boolean;
   /** Fingerprints of the restored tables. */
-  tables: TableFingerprint[];
+  tables: DumpFingerprint[];
   /** Tables of the manifest whose restored fingerprint differs (empty on a faithful restore). */
   mismatches: FingerprintDiff[];
 }
@@ -81,7 +81,7 @@ export async function restoreChecked(file: string, manifest: BackupManifest, opt
       throw new BackupRunnerError('RESTORE_FAILED', `restoring into ${name} failed: ${outcome.detail}`);
     }
     const client = await connect(options.into, 'cutter-restore');
-    let tables: TableFingerprint[];
+    let tables: DumpFingerprint[];
     try {
       // Each table hashed the way the manifest's source was.
       tables = await fingerprintDatabase(client, new Map(manifest.tables.map((t) => [t.name, t.hash])));

@@ -8,8 +8,8 @@ import { generateSovereignKey, readPrivateKey, signApproval } from '../approval/
 import { submitApproval, type ApprovalDeps } from '../approval/submit.js';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
-import { planScope } from '../execute/authority.js';
-import type { TransitionKind } from '../plan/transitions.js';
+import { planScope } from '../plan/scope.js';
+import type { TransitionKind } from '../units/lifecycle.js';
 
 /**
  * A local sovereign for the demo and the bench, never for production: an

@@ -2,6 +2,7 @@ import { appendAudit } from '../audit/append.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { withExecRole } from '../grants/exec-role.js';
+import type { PhaseResult } from '../jobs/results.js';
 import type { Logger } from '../logger.js';
 import { recomputePlanSha256 } from '../plan/hash.js';
 import type { SovereignPolicy } from '../approval/recheck.js';
@@ -24,10 +25,7 @@ export interface ExecuteOptions {
   beforeCommit?: () => Promise<void>;
 }
 
-export type ExecuteOutcome =
-  | ({ mode: 'live'; applied: true; plan_sha256: string } & ApplyCounts)
-  | { mode: 'dry' | 'live'; already_applied: true; applied_at: string }
-  | ({ mode: 'dry'; rehearsed: true; rolled_back: true } & ApplyCounts);
+export type ExecuteOutcome = PhaseResult<'execute'>;
 
 /**
  * Applies a run's plan at most once, atomically, under the exec role.

@@ -18,6 +18,11 @@ export const PHASES = [
 
 export type Phase = (typeof PHASES)[number];
 
+/** True when name is one of the phases (a phase row's name, as Postgres returns it). */
+export function isPhase(name: string): name is Phase {
+  return (PHASES as readonly string[]).includes(name);
+}
+
 /** The phases a run of this mode goes through, in order (a dry run has no gate). */
 export function phasesFor(mode: RunMode): Phase[] {
   return mode === 'live' ? [...PHASES] : PHASES.filter((p) => p !== 'approval-gate');

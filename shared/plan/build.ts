@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import type { PoolClient } from '../db/pool.js';
 import { atomically } from '../db/savepoint.js';
 import { CutterError } from '../errors.js';
-import { checkC3 } from '../targets/criteria.js';
+import { requireC3 } from '../targets/criteria.js';
 import type { TargetRecord } from '../targets/registry.js';
+import { planSummary, type PlanSummary } from '../jobs/results.js';
 import { canonicalHeader, hashStoredItems } from './hash.js';
+import { allowanceExcess, scopeOfSummary } from './scope.js';
 
 /**
  * Cutplan: the staged snapshot of a run, diffed against the corpus, becomes
@@ -14,14 +16,6 @@ import { canonicalHeader, hashStoredItems } from './hash.js';
  * state, same body) gets no item; a unit absent from the snapshot is left
  * alone.
  */
-
-/** DESIGN §4's plan object. by_transition counts `revise` too (a unit can count under two kinds). */
-export interface PlanSummary {
-  plan_sha256: string;
-  unit_count: number;
-  by_op: Record<string, number>;
-  by_transition: Record<string, number>;
-}
 
 /**
  * One statement, one pass over the join: the changed units (`diff`), those
@@ -112,8 +106,7 @@ export async function buildPlan(client: PoolClient, args: { runId: string; targe
     const existing = await storedSummary(client, runId);
     if (existing) return existing;
 
-    const c3 = await checkC3(client, target, row.mode);
-    if (!c3.pass) throw new CutterError('C3_PROTECTED', `C3: ${c3.reason}`, { kind: 'refused' });
+    await requireC3(client, target, row.mode);
     const staged = await client.query('SELECT 1 FROM cutter_governance.snapshot_record WHERE run_id = $1 LIMIT 1', [runId]);
     if (!staged.rowCount) throw new CutterError('PLAN_NO_SNAPSHOT', `run ${runId} has no staged snapshot: discover stages it first`);
 
@@ -129,7 +122,7 @@ export async function buildPlan(client: PoolClient, args: { runId: string; targe
     if (!diff) throw new Error('the diff statement returned no row');
     refuseForbidden(diff);
     const counts = summarise(diff.counts);
-    checkAllowance(target, counts);
+    checkC6(target, counts);
 
     const hash = createHash('sha256').update(canonicalHeader(target.corpus));
     await hashStoredItems(client, runId, hash);
@@ -145,12 +138,12 @@ export async function buildPlan(client: PoolClient, args: { runId: string; targe
 
 /** The summary of a change set already built for the run, or null. */
 export async function storedSummary(client: PoolClient, runId: string): Promise<PlanSummary | null> {
-  const { rows } = await client.query<PlanSummary>(
+  const { rows } = await client.query<Record<string, unknown>>(
     'SELECT plan_sha256, unit_count, by_op, by_transition FROM cutter_governance.cut_change_set WHERE run_id = $1',
     [runId],
   );
-  const r = rows[0];
-  if (!r) return null;
+  if (!rows[0]) return null;
+  const r = planSummary.parse(rows[0]);
   // jsonb reorders keys; give them back in the order a fresh plan has.
   const sorted = (o: Record<string, number>) => sortedRecord(new Map(Object.entries(o)));
   return { plan_sha256: r.plan_sha256, unit_count: r.unit_count, by_op: sorted(r.by_op), by_transition: sorted(r.by_transition) };
@@ -188,14 +181,14 @@ function summarise(rows: DiffResult['counts']): Omit<PlanSummary, 'plan_sha256'>
 }
 
 /** C6: within max_units, and every transition kind (revise included) allowed by the target. */
-export function checkAllowance(target: Pick<TargetRecord, 'name' | 'maxUnits' | 'allowedTransitions'>, counts: Omit<PlanSummary, 'plan_sha256'>): void {
+export function checkC6(target: Pick<TargetRecord, 'name' | 'maxUnits' | 'allowedTransitions'>, counts: Omit<PlanSummary, 'plan_sha256'>): void {
+  const excess = allowanceExcess(scopeOfSummary(counts), { maxUnits: target.maxUnits, transitions: target.allowedTransitions });
+  if (!excess) return;
   const problems: string[] = [];
-  if (counts.unit_count > target.maxUnits) problems.push(`${counts.unit_count} units is over max_units ${target.maxUnits}`);
-  const outside = Object.entries(counts.by_transition).filter(([kind]) => !target.allowedTransitions.includes(kind));
-  if (outside.length) {
-    problems.push(`transitions not in allowed_transitions (${target.allowedTransitions.join(', ')}): ${outside.map(([k, n]) => `${k} (${n} units)`).join(', ')}`);
+  if (excess.units !== null) problems.push(`${excess.units} units is over max_units ${target.maxUnits}`);
+  if (excess.transitions.length) {
+    const listed = excess.transitions.map((k) => `${k} (${counts.by_transition[k] ?? 0} units)`);
+    problems.push(`transitions not in allowed_transitions (${target.allowedTransitions.join(', ')}): ${listed.join(', ')}`);
   }
-  if (problems.length) {
-    throw new CutterError('C6_ALLOWANCE', `C6: the plan exceeds target ${target.name}'s allowance: ${problems.join('; ')}`, { kind: 'refused' });
-  }
+  throw new CutterError('C6_ALLOWANCE', `C6: the plan exceeds target ${target.name}'s allowance: ${problems.join('; ')}`, { kind: 'refused' });
 }

@@ -5,8 +5,9 @@ import { SnapshotInvalidError, type SnapshotIssue } from '../snapshot/issues.js'
 import { stageSnapshotWith, type StageResult } from '../snapshot/stage.js';
 import { statSnapshot } from '../snapshot/validate.js';
 import { checkC2, checkC3, checkC4, type CriterionResult } from '../targets/criteria.js';
-import { getTarget } from '../targets/registry.js';
-import { buildPlan, type PlanSummary } from './build.js';
+import { requireTarget } from '../targets/registry.js';
+import type { PlanSummary } from '../jobs/results.js';
+import { buildPlan } from './build.js';
 
 /** What `cutter plan` found: the criteria, the snapshot, the plan, or why there is none. */
 export interface PlanPreview {
@@ -38,8 +39,7 @@ export async function previewPlan(
   pool: Pool,
   args: { target: string; path: string; mode: 'live' | 'dry'; operator: string; maxErrors?: number },
 ): Promise<PlanPreview> {
-  const target = await getTarget(pool, args.target);
-  if (!target) throw new CutterError('TARGET_UNKNOWN', `no target ${args.target}: see cutter target list`, { kind: 'bad_input' });
+  const target = await requireTarget(pool, args.target);
   await statSnapshot(args.path); // a missing file is bad input before any transaction opens
   const preview: PlanPreview = { target: target.name, corpus: target.corpus, mode: args.mode, criteria: [], snapshot: null, plan: null, error: null };
   const client = await pool.connect();

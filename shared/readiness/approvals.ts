@@ -3,7 +3,7 @@ import { listDecisions, tallyDecisions, type GateTally } from '../approval/tally
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
-import { hasEnded } from '../runs/view.js';
+import { hasEnded } from '../runs/status.js';
 import { readOnly } from './read-only.js';
 import { phaseDone, type RunContext } from './run-context.js';
 import { blocker, messageOf, type BlockerDraft, type PackageResult } from './types.js';

@@ -1,12 +1,13 @@
 import type { Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
-import { checkAllowance } from '../plan/build.js';
+import { checkC6 } from '../plan/build.js';
 import { formatIssue, SnapshotInvalidError } from '../snapshot/issues.js';
 import { validateSnapshot } from '../snapshot/validate.js';
 import { checkC2, checkC3, checkC4, type CriterionResult } from '../targets/criteria.js';
 import { parseRegistration } from '../targets/registration.js';
 import { getTarget, listTargets, type TargetRecord } from '../targets/registry.js';
 import { previewPlanScope } from './plan-scope.js';
+import { completedResult } from '../runs/store.js';
 import { readOnly } from './read-only.js';
 import { phaseDone, type RunContext } from './run-context.js';
 import { blocker, messageOf, type BlockerDraft, type CriterionRow, type PackageResult } from './types.js';
@@ -70,9 +71,8 @@ export async function checkTargetIntake(pool: Pool, input: IntakeInput): Promise
       const snapshot = input.snapshot ?? (input.run && !phaseDone(input.run, 'discover') ? input.run.run.snapshot_path : null);
       let c5: CriterionRow;
       if (input.run && phaseDone(input.run, 'discover') && !input.snapshot) {
-        const staged = input.run.phases.find((p) => p.phase === 'discover')?.summary['records'];
-        const records = typeof staged === 'number' ? `${staged} records` : 'record count not kept';
-        c5 = { id: 'C5', status: 'PASS', reason: `run ${input.run.run.run_id}'s discover phase parsed and staged its snapshot (${records})` };
+        const staged = completedResult(input.run.phases, 'discover');
+        c5 = { id: 'C5', status: 'PASS', reason: `run ${input.run.run.run_id}'s discover phase parsed and staged its snapshot (${staged?.records ?? '?'} records)` };
       } else if (snapshot) {
         c5 = await checkC5(snapshot, target.corpus, blockers);
       } else {
@@ -147,7 +147,7 @@ async function checkC5(path: string, corpus: string, blockers: BlockerDraft[]): 
 function allowance(target: TargetRecord, counts: { unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> }, what: string, blockers: BlockerDraft[]): CriterionRow {
   const kinds = Object.keys(counts.by_transition);
   try {
-    checkAllowance(target, counts);
+    checkC6(target, counts);
     return {
       id: 'C6',
       status: 'PASS',

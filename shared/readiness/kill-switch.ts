@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import { withExecRole } from '../grants/exec-role.js';
-import { ACTIVE_RUN_STATUSES } from '../targets/lock.js';
+import { inFlight } from '../runs/status.js';
 import { readOnly } from './read-only.js';
 import type { RunContext } from './run-context.js';
 import { blocker, messageOf, type BlockerDraft, type PackageResult } from './types.js';
@@ -74,7 +74,7 @@ function describe(state: SwitchState, runId: string | null, asExec: string): Pac
   if (state.onForRun && holder) {
     verified = `on for run ${runId ?? ''} alone until ${holder.expiresAt?.toISOString() ?? '?'}: execute may proceed for that run; shown without changing it`;
   } else if (holder && holder.runId !== runId) {
-    const active = (ACTIVE_RUN_STATUSES as readonly string[]).includes(holder.status ?? '');
+    const active = inFlight(holder.status ?? '');
     verified = `on for another run, ${holder.runId} (${holder.status ?? 'unknown'}), until ${holder.expiresAt?.toISOString() ?? '?'}; a live execute of ${runId ?? 'any other run'} is refused with KILL_SWITCH_OFF; shown without changing it`;
     if (active) {
       blockers.push(

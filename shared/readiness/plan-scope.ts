@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import type { PoolClient } from '../db/pool.js';
-import type { PlanSummary } from '../plan/build.js';
+import type { PlanSummary } from '../jobs/results.js';
 import { SnapshotReader } from '../snapshot/reader.js';
 import type { SnapshotRecord } from '../snapshot/record.js';
 import { sha256Hex } from '../snapshot/stage.js';

@@ -1,6 +1,7 @@
 import { loadGateRun, type GateRun } from '../approval/binding.js';
 import type { Pool } from '../db/pool.js';
-import { storedSummary, type PlanSummary } from '../plan/build.js';
+import type { PlanSummary } from '../jobs/results.js';
+import { storedSummary } from '../plan/build.js';
 import { getPhases, getRun, type PhaseRow, type RunRow } from '../runs/store.js';
 import { readOnly } from './read-only.js';
 

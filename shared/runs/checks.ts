@@ -1,14 +1,7 @@
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import { findPostconditionFailures } from '../execute/apply.js';
-import { countCorpus, fingerprintCorpus, fingerprintOutsideRun, type TableFingerprint } from './fingerprint.js';
-
-/** One line of the verification table: what was expected, what was found. */
-export interface Check {
-  name: string;
-  expected: unknown;
-  actual: unknown;
-  passed: boolean;
-}
+import { check as checkSchema, type Check, type CorpusFingerprint } from '../jobs/results.js';
+import { countCorpus, fingerprintCorpus, fingerprintOutsideRun } from './fingerprint.js';
 
 const check = (name: string, expected: unknown, actual: unknown): Check => ({
   name,
@@ -18,7 +11,7 @@ const check = (name: string, expected: unknown, actual: unknown): Check => ({
 });
 
 /** Dry run: every corpus table is byte-for-byte what the baseline recorded, and nothing was applied. */
-export async function dryRunChecks(pool: Pool, runId: string, baseline: TableFingerprint[], baselineSwitch: boolean): Promise<Check[]> {
+export async function dryRunChecks(pool: Pool, runId: string, baseline: CorpusFingerprint[], baselineSwitch: boolean): Promise<Check[]> {
   const now = await fingerprintCorpus(pool);
   const checks = baseline.map((b) => {
     const a = now.find((t) => t.table === b.table);
@@ -36,7 +29,7 @@ export async function dryRunChecks(pool: Pool, runId: string, baseline: TableFin
  */
 export async function liveRunChecks(
   pool: Pool,
-  args: { runId: string; corpus: string; baseline: TableFingerprint[]; outsideAtPlan: TableFingerprint[] },
+  args: { runId: string; corpus: string; baseline: CorpusFingerprint[]; outsideAtPlan: CorpusFingerprint[] },
 ): Promise<Check[]> {
   const { runId, corpus } = args;
   // Independent reads, side by side (each on its own connection of the pool).
@@ -90,4 +83,21 @@ async function switchOn(pool: Pool): Promise<boolean> {
 async function ledgerRows(pool: Pool, runId: string): Promise<number> {
   const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM cutter_governance.execution_ledger WHERE run_id = $1', [runId]);
   return rows[0]?.n ?? -1;
+}
+
+/** Stores a run's verification table (verify_result), each check through its schema. */
+export async function saveVerifyResult(pool: Pool, runId: string, checks: Check[]): Promise<void> {
+  const rows = JSON.stringify(checks.map((c) => checkSchema.parse(c)));
+  await pool.query(
+    `INSERT INTO cutter_governance.verify_result (run_id, passed, checks) VALUES ($1, $2, $3::jsonb)
+     ON CONFLICT (run_id) DO UPDATE SET passed = $2, checks = $3::jsonb, verified_at = now()`,
+    [runId, checks.every((c) => c.passed), rows],
+  );
+}
+
+/** A run's stored verification table, or null before verify wrote it. */
+export async function loadVerifyResult(db: Pool | PoolClient, runId: string): Promise<{ passed: boolean; checks: Check[] } | null> {
+  const { rows } = await db.query<{ passed: boolean; checks: unknown }>('SELECT passed, checks FROM cutter_governance.verify_result WHERE run_id = $1', [runId]);
+  const row = rows[0];
+  return row ? { passed: row.passed, checks: checkSchema.array().parse(row.checks) } : null;
 }

@@ -1,16 +1,11 @@
 import { ident, type Pool, type PoolClient } from '../db/pool.js';
+import type { CorpusFingerprint } from '../jobs/results.js';
 
 /**
  * Table fingerprints: a row count and a content hash (md5 over the ordered
  * per-row md5 of each row's text form). Two equal fingerprints mean the table
  * holds the same rows, byte for byte.
  */
-
-export interface TableFingerprint {
-  table: string;
-  rows: number;
-  hash: string;
-}
 
 type Db = Pool | PoolClient;
 
@@ -71,7 +66,7 @@ function perTable<T>(each: (table: CorpusTable) => Promise<T>): Promise<T[]> {
 }
 
 /** Fingerprints of the whole corpus tables. */
-export async function fingerprintCorpus(db: Db): Promise<TableFingerprint[]> {
+export async function fingerprintCorpus(db: Db): Promise<CorpusFingerprint[]> {
   return perTable(async (table) => {
     const { rows } = await db.query<{ rows: number; hash: string }>(FULL[table]);
     return { table, rows: rows[0]?.rows ?? 0, hash: rows[0]?.hash ?? '' };
@@ -95,7 +90,7 @@ export async function countCorpus(db: Db): Promise<{ table: CorpusTable; rows: n
  * versions and log rows it did not write. Equal before and after execute
  * means the run changed nothing else.
  */
-export async function fingerprintOutsideRun(db: Db, runId: string, corpus: string): Promise<TableFingerprint[]> {
+export async function fingerprintOutsideRun(db: Db, runId: string, corpus: string): Promise<CorpusFingerprint[]> {
   return perTable(async (table) => {
     const { rows } = await db.query<{ rows: number; hash: string }>(OUTSIDE_RUN[table], [runId, corpus]);
     return { table, rows: rows[0]?.rows ?? 0, hash: rows[0]?.hash ?? '' };
@@ -106,7 +101,7 @@ export async function fingerprintOutsideRun(db: Db, runId: string, corpus: strin
  * Fingerprint of any governed table by name, for readiness. The name must
  * come from listGovernedTables (the catalog), never from input.
  */
-export async function fingerprintTable(db: Db, qualifiedName: string): Promise<TableFingerprint> {
+export async function fingerprintTable(db: Db, qualifiedName: string): Promise<CorpusFingerprint> {
   const [schema, name] = qualifiedName.split('.');
   const { rows } = await db.query<{ rows: number; hash: string }>(
     `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY md5(t::text)), '')) AS hash

@@ -83,7 +83,7 @@ const RUN_COLUMNS = `r.run_id, r.mode, r.status, r.phase,
 /** Runs Postgres has in flight, except those still inside the enqueue grace. */
 const IN_FLIGHT = `
   SELECT ${RUN_COLUMNS} FROM cutter_governance.run r
-   WHERE r.status IN ('queued', 'running', 'awaiting_approval')
+   WHERE cutter_governance.run_in_flight(r.status)
      AND (r.started_at IS NOT NULL OR r.created_at < now() - make_interval(secs => $1::double precision / 1000))
    ORDER BY r.created_at`;
 
@@ -161,7 +161,7 @@ async function failLostRun(deps: ReconcileDeps, runId: string): Promise<LostRun 
     if (!lock.rows[0]?.got) return null; // an execute is running: its worker is alive, look again next pass
     const current = await tx.query<InFlightRun>(
       `SELECT ${RUN_COLUMNS} FROM cutter_governance.run r
-        WHERE r.run_id = $1 AND r.status IN ('queued', 'running', 'awaiting_approval') FOR UPDATE OF r`,
+        WHERE r.run_id = $1 AND cutter_governance.run_in_flight(r.status) FOR UPDATE OF r`,
       [runId],
     );
     const run = current.rows[0];

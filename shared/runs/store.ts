@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { Phase, RunMode } from '../jobs/catalog.js';
-
-/** The run statuses of DESIGN §4. */
-export type RunStatus = 'queued' | 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'expired';
+import { baseline as baselineSchema, phaseResult, type Baseline, type PhaseProgress, type PhaseResult } from '../jobs/results.js';
+import type { RunStatus } from './status.js';
 
 export interface RunRow {
   run_id: string;
@@ -35,7 +34,8 @@ export interface PhaseRow {
   attempts: number;
   started_at: Date;
   finished_at: Date | null;
-  summary: Record<string, unknown>;
+  /** While active: its progress; once completed: its result (read it with completedResult). */
+  summary: unknown;
   error_code: string | null;
   error: string | null;
 }
@@ -107,11 +107,13 @@ export interface ClaimedPhase {
   run: RunRow;
   /** False: the run had already ended (a late redelivery); nothing was changed. */
   started: boolean;
-  /** approval-gate only: cutter_governance.gate_reads of the claimed run (read after its lock); null otherwise. */
-  gateReads: unknown;
-  /** peekGate only: the database's clock at the read, the phase's start if the gate opens on it. */
-  readAt?: Date;
+  /** What the phase's claimReads function returned (read after the run's lock); null without one. */
+  reads: unknown;
 }
+
+/** A read a phase takes in its claim: a cutter_governance function of the run id (shared/db/functions/). */
+export type ClaimReads = `cutter_governance.${string}`;
+const CLAIM_READS = /^cutter_governance\.[a-z_]+$/;
 
 /**
  * What a phase's job finds when it starts: the run as it is, and whether the
@@ -121,74 +123,68 @@ export interface ClaimedPhase {
  * One statement, so one round trip and one commit: the run row's lock (which
  * the approval store also takes) orders it against a concurrent approval.
  *
+ * reads: a function of the run id whose answer rides in the same statement,
+ * called on the claimed row, so it runs after the row lock: a VOLATILE
+ * PL/pgSQL function takes a snapshot of its own when it runs, and so sees
+ * everything committed by whoever held the lock before (a plain sub-select
+ * would use the statement's snapshot, taken before the wait).
+ *
  * Its commit does not wait for the WAL flush (synchronous_commit off for this
- * one transaction: 0.4 ms instead of 3-4 ms here). Nothing outside the
- * database acts on a claim alone, and the WAL is flushed in order, so the
- * phase's next synchronous commit makes the claim durable with it; only a
- * database crash before that loses the claim, and then nothing the phase did
- * in Postgres survives either: the redelivered job simply claims again.
- * Other sessions see the claim as soon as it commits, flushed or not.
+ * one transaction). Nothing outside the database acts on a claim alone, and
+ * the WAL is flushed in order, so the phase's next synchronous commit makes
+ * the claim durable with it; only a database crash before that loses the
+ * claim, and then nothing the phase did in Postgres survives either: the
+ * redelivered job simply claims again.
  */
-export async function claimPhase(db: Db, runId: string, phase: Phase): Promise<ClaimedPhase | null> {
-  // The approval gate's reads ride in its claim, after the lock (migration 015); other phases read nothing more.
-  const gateReads = phase === 'approval-gate' ? 'cutter_governance.gate_reads(c.run_id)' : 'NULL::jsonb';
-  const { rows } = await db.query<RunRow & { started: boolean; gate_reads: unknown }>(
+export async function claimPhase(db: Db, runId: string, phase: Phase, reads?: ClaimReads): Promise<ClaimedPhase | null> {
+  if (reads !== undefined && !CLAIM_READS.test(reads)) throw new Error(`claim reads ${reads} is not a cutter_governance function`);
+  const { rows } = await db.query<RunRow & { started: boolean; claim_reads: unknown }>(
     `WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
      claimed AS (
        UPDATE cutter_governance.run
           SET status = 'running', phase = $2, started_at = coalesce(started_at, now()), updated_at = now()
-        WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval') AND EXISTS (SELECT 1 FROM async)
+        WHERE run_id = $1 AND cutter_governance.run_in_flight(status) AND EXISTS (SELECT 1 FROM async)
        RETURNING *
      ), phase_row AS (
        INSERT INTO cutter_governance.run_phase (run_id, phase, state)
        SELECT run_id, $2, 'active' FROM claimed
        ON CONFLICT (run_id, phase) DO UPDATE
          SET state = 'active', attempts = run_phase.attempts + 1, started_at = now(), finished_at = NULL,
-             error = NULL, error_code = NULL
+             summary = '{}'::jsonb, error = NULL, error_code = NULL
      )
-     SELECT c.*, true AS started, ${gateReads} AS gate_reads FROM claimed c
+     SELECT c.*, true AS started, ${reads === undefined ? 'NULL::jsonb' : `${reads}(c.run_id)`} AS claim_reads FROM claimed c
      UNION ALL
      SELECT r.*, false, NULL::jsonb FROM cutter_governance.run r WHERE r.run_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)`,
     [runId, phase],
   );
   const row = rows[0];
   if (!row) return null;
-  const { started, gate_reads, ...run } = row;
-  return { run, started, gateReads: gate_reads };
+  const { started, claim_reads, ...run } = row;
+  return { run, started, reads: claim_reads };
 }
 
-/**
- * The approval gate's first read: the run and, while it is in flight, the
- * reads of cutter_governance.gate_reads, without claiming anything (no lock,
- * no write). When these approvals open the gate, its one commit
- * (cutter_governance.open_gate, migration 016) is the claim as well; any
- * other decision is taken after claimPhase. started: the run is in flight;
- * readAt: the database's clock at the read, the phase's start if it opens.
- */
-export async function peekGate(db: Db, runId: string): Promise<ClaimedPhase | null> {
-  const { rows } = await db.query<RunRow & { started: boolean; gate_reads: unknown; read_at: Date }>(
-    `SELECT r.*, s.started, CASE WHEN s.started THEN cutter_governance.gate_reads(r.run_id) END AS gate_reads, clock_timestamp() AS read_at
-       FROM cutter_governance.run r, LATERAL (SELECT r.status IN ('queued', 'running', 'awaiting_approval') AS started) s
-      WHERE r.run_id = $1`,
-    [runId],
-  );
-  const row = rows[0];
-  if (!row) return null;
-  const { started, gate_reads, read_at, ...run } = row;
-  return { run, started, gateReads: gate_reads, readAt: read_at };
+/** Takes the run's row lock inside tx: the order every writer of a run's rows keeps (run, then its phase rows). */
+export async function lockRun(tx: PoolClient, runId: string): Promise<void> {
+  await tx.query('SELECT 1 FROM cutter_governance.run WHERE run_id = $1 FOR UPDATE', [runId]);
 }
 
-/** A phase finished; its small summary is kept for the status view and the report. */
-export async function completePhase(db: Db, runId: string, phase: Phase, summary: Record<string, unknown>): Promise<void> {
+/** A phase finished: its result, written through the phase's schema, is kept for later phases, the view and the report. */
+export async function completePhase<P extends Phase>(db: Db, runId: string, phase: P, result: PhaseResult<P>): Promise<void> {
   await db.query(
     `UPDATE cutter_governance.run_phase SET state = 'completed', finished_at = now(), summary = $3::jsonb
       WHERE run_id = $1 AND phase = $2`,
-    [runId, phase, JSON.stringify(summary)],
+    [runId, phase, JSON.stringify(phaseResult(phase, result))],
   );
 }
 
+/** The result of a phase that completed, parsed through its schema; null when it has not completed. */
+export function completedResult<P extends Phase>(phases: readonly PhaseRow[], phase: P): PhaseResult<P> | null {
+  const row = phases.find((p) => p.phase === phase && p.state === 'completed');
+  return row ? phaseResult(phase, row.summary) : null;
+}
+
 /** Records a phase's progress (bytes, records) while it runs. */
-export async function phaseProgress(db: Db, runId: string, phase: Phase, progress: Record<string, unknown>): Promise<void> {
+export async function phaseProgress(db: Db, runId: string, phase: Phase, progress: PhaseProgress): Promise<void> {
   await db.query(
     `UPDATE cutter_governance.run_phase SET summary = summary || $3::jsonb WHERE run_id = $1 AND phase = $2 AND state = 'active'`,
     [runId, phase, JSON.stringify(progress)],
@@ -199,7 +195,7 @@ export async function phaseProgress(db: Db, runId: string, phase: Phase, progres
 export async function setRunStatus(db: Db, runId: string, status: RunStatus): Promise<void> {
   await db.query(
     `UPDATE cutter_governance.run SET status = $2, updated_at = now()
-      WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')`,
+      WHERE run_id = $1 AND cutter_governance.run_in_flight(status)`,
     [runId, status],
   );
 }
@@ -213,18 +209,19 @@ export async function failRun(
   db: Db,
   args: { runId: string; phase: Phase; code: string; message: string; status?: 'failed' | 'expired' },
 ): Promise<boolean> {
+  // The run row first, then its phase row: the order the claim takes them in.
+  const result = await db.query(
+    `UPDATE cutter_governance.run
+        SET status = $5, failed_phase = $2, error_code = $3, error_message = $4, verdict = 'FAIL',
+            phase = $2, finished_at = now(), updated_at = now()
+      WHERE run_id = $1 AND cutter_governance.run_in_flight(status)`,
+    [args.runId, args.phase, args.code, args.message, args.status ?? 'failed'],
+  );
   await db.query(
     `INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at, error_code, error)
      VALUES ($1, $2, 'failed', now(), $3, $4)
      ON CONFLICT (run_id, phase) DO UPDATE SET state = 'failed', finished_at = now(), error_code = $3, error = $4`,
     [args.runId, args.phase, args.code, args.message],
-  );
-  const result = await db.query(
-    `UPDATE cutter_governance.run
-        SET status = $5, failed_phase = $2, error_code = $3, error_message = $4, verdict = 'FAIL',
-            phase = $2, finished_at = now(), updated_at = now()
-      WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')`,
-    [args.runId, args.phase, args.code, args.message, args.status ?? 'failed'],
   );
   return Boolean(result.rowCount);
 }
@@ -237,7 +234,7 @@ export async function finishRun(db: Db, args: { runId: string; verdict: 'PASS' |
             failed_phase = CASE WHEN $2 = 'PASS' THEN NULL ELSE 'verify' END,
             error_code = CASE WHEN $2 = 'PASS' THEN NULL ELSE 'VERIFY_FAILED' END,
             verdict = $2, finished_at = now(), updated_at = now()
-      WHERE run_id = $1 AND status IN ('queued', 'running', 'awaiting_approval')`,
+      WHERE run_id = $1 AND cutter_governance.run_in_flight(status)`,
     [args.runId, args.verdict],
   );
 }
@@ -247,10 +244,15 @@ export async function saveReport(db: Db, runId: string, report: string): Promise
   await db.query('UPDATE cutter_governance.run SET report = $2, updated_at = now() WHERE run_id = $1', [runId, report]);
 }
 
-/** Stores the G0 baseline taken by precheck. */
-export async function saveBaseline(db: Db, runId: string, baseline: unknown): Promise<void> {
+/** Stores the G0 baseline taken by precheck, through its schema. */
+export async function saveBaseline(db: Db, runId: string, baseline: Baseline): Promise<void> {
   await db.query('UPDATE cutter_governance.run SET baseline = $2::jsonb, updated_at = now() WHERE run_id = $1', [
     runId,
-    JSON.stringify(baseline),
+    JSON.stringify(baselineSchema.parse(baseline)),
   ]);
+}
+
+/** The run's G0 baseline, parsed; null before precheck recorded it. */
+export function runBaseline(run: RunRow): Baseline | null {
+  return run.baseline === null ? null : baselineSchema.parse(run.baseline);
 }

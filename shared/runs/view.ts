@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool.js';
-import { phasesFor } from '../jobs/catalog.js';
-import { getPhases, getRun } from './store.js';
+import { isPhase, phasesFor } from '../jobs/catalog.js';
+import { phaseProgress, planSummary } from '../jobs/results.js';
+import { completedResult, getPhases, getRun, type PhaseRow } from './store.js';
 
 /** The run object of DESIGN §4 (snake_case keys, stable). */
 export interface RunView {
@@ -34,15 +35,14 @@ export async function runView(pool: Pool, runId: string): Promise<RunView | null
   const run = await getRun(pool, runId);
   if (!run) return null;
   const rows = await getPhases(pool, runId);
-  const plan = await pool.query<{ plan_sha256: string; unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> }>(
+  const plan = await pool.query<Record<string, unknown>>(
     'SELECT plan_sha256, unit_count, by_op, by_transition FROM cutter_governance.cut_change_set WHERE run_id = $1',
     [runId],
   );
   const phases = phasesFor(run.mode).map((phase) => {
     const row = rows.find((r) => r.phase === phase);
     if (!row) return { phase, state: 'pending', attempts: 0, started_utc: null, finished_utc: null, duration_ms: null, summary: {}, error: null };
-    // The fingerprint is for verify, not for people: keep the view small.
-    const summary = Object.fromEntries(Object.entries(row.summary).filter(([k]) => k !== 'outside_fingerprint'));
+    const summary = phaseSummary(rows, row);
     return {
       phase,
       state: row.state,
@@ -67,12 +67,19 @@ export async function runView(pool: Pool, runId: string): Promise<RunView | null
     error: run.error_code ? { code: run.error_code, message: run.error_message ?? '' } : null,
     created_utc: run.created_at.toISOString(),
     finished_utc: run.finished_at?.toISOString() ?? null,
-    plan: plan.rows[0] ?? null,
+    plan: plan.rows[0] === undefined ? null : planSummary.parse(plan.rows[0]),
     phases,
   };
 }
 
-/** True once the run can change no more. */
-export function hasEnded(status: string): boolean {
-  return status === 'succeeded' || status === 'failed' || status === 'expired';
+/** A phase as the view shows it: its result once completed (cutplan's fingerprint is for verify, not for people), its progress before. */
+function phaseSummary(rows: PhaseRow[], row: PhaseRow): Record<string, unknown> {
+  if (row.state !== 'completed') return phaseProgress.parse(row.summary);
+  if (row.phase === 'cutplan') {
+    const result = completedResult(rows, 'cutplan');
+    if (!result) return {};
+    const { outside_fingerprint: _fingerprint, ...plan } = result;
+    return plan;
+  }
+  return isPhase(row.phase) ? (completedResult(rows, row.phase) ?? {}) : {};
 }

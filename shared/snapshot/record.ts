@@ -1,4 +1,4 @@
-import { isUnitState, UNIT_STATES, type UnitState } from '../plan/transitions.js';
+import { isUnitState, UNIT_STATES, type UnitState } from '../units/lifecycle.js';
 import type { RecordPosition, SnapshotIssue } from './issues.js';
 
 /** The limits of C5, in one place. */

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
+import { CutterError } from '../errors.js';
 import { findCorpusLock } from './lock.js';
 import type { TargetRecord } from './registry.js';
 
@@ -56,6 +57,12 @@ export async function checkC3(
   if (by === null) return { id: 'C3', pass: true, reason: `target ${target.name} and corpus ${target.corpus} are not protected` };
   if (mode === 'dry') return { id: 'C3', pass: true, reason: `${by}; allowed because a dry run writes nothing` };
   return { id: 'C3', pass: false, reason: `${by}: a protected corpus is never cut live (a dry run is allowed)` };
+}
+
+/** C3 as a refusal (C3_PROTECTED): the one check enqueue, precheck and the plan make before a run may cut. */
+export async function requireC3(db: Db, target: Pick<TargetRecord, 'name' | 'corpus' | 'protected'>, mode: 'live' | 'dry'): Promise<void> {
+  const c3 = await checkC3(db, target, mode);
+  if (!c3.pass) throw new CutterError('C3_PROTECTED', `C3: ${c3.reason}`, { kind: 'refused' });
 }
 
 /**

@@ -1,6 +1,7 @@
 import { isPgError } from '../db/errors.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
+import { inFlight } from '../runs/status.js';
 
 /**
  * C4: the corpus lock. One row per corpus in cutter_governance.corpus_lock;
@@ -10,9 +11,6 @@ import { CutterError } from '../errors.js';
  */
 
 type Db = Pool | PoolClient;
-
-/** Run statuses that still own a corpus; a lock held by any other status is stale. */
-export const ACTIVE_RUN_STATUSES = ['queued', 'running', 'awaiting_approval'] as const;
 
 export interface CorpusLock {
   corpus: string;
@@ -36,7 +34,7 @@ export async function findCorpusLock(db: Db, corpus: string): Promise<CorpusLock
     corpus: row.corpus,
     runId: row.run_id,
     status: row.status,
-    active: (ACTIVE_RUN_STATUSES as readonly string[]).includes(row.status),
+    active: inFlight(row.status),
     acquiredAt: row.acquired_at,
   };
 }

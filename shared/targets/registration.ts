@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TRANSITION_KINDS } from '../plan/transitions.js';
+import { TRANSITION_KINDS } from '../units/lifecycle.js';
 
 /**
  * C1: a target registration file (DESIGN §2) is complete and well-formed.

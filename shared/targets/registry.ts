@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
+import { CutterError } from '../errors.js';
 import type { Registration } from './registration.js';
 
 /** A registered target (cutter_governance.target_registry), camelCased. */
@@ -51,6 +52,15 @@ export async function getTarget(db: Pool | PoolClient, name: string): Promise<Ta
   const result = await db.query<TargetRow>(`SELECT ${COLUMNS} FROM cutter_governance.target_registry WHERE name = $1`, [name]);
   const row = result.rows[0];
   return row ? toRecord(row) : null;
+}
+
+/** The target of that name; TARGET_UNKNOWN (bad input, exit 2) when none is registered. */
+export async function requireTarget(db: Pool | PoolClient, name: string): Promise<TargetRecord> {
+  const target = await getTarget(db, name);
+  if (target) return target;
+  throw new CutterError('TARGET_UNKNOWN', `no target ${name} is registered: see cutter target list, or register it with cutter target register --file T.json`, {
+    kind: 'bad_input',
+  });
 }
 
 /** Every registered target, by name. */

@@ -13,12 +13,12 @@ import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign
 import { jobId, PHASE_POLICY, PHASES, type Phase } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
 import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
-import { hasEnded } from '../../shared/runs/view.js';
+import { hasEnded } from '../../shared/runs/status.js';
 import type { PhaseProcessor } from '../../workers/context.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/pg-server.js';
 import { waitFor } from '../support/poll.js';
 import { testQueuePrefix } from '../support/prefix.js';
-import { armSwitch, createRunEnv, DEMO_SNAPSHOT, type RunEnv } from '../support/run-env.js';
+import { armSwitch, createRunEnv, DEMO_SNAPSHOT, type RunEnv, STAND_IN_GATE } from '../support/run-env.js';
 import { withDatabase } from '../support/services.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 import { CHAOS_FULL, recordOutcome, runEffect, trials, violation, type CorpusFingerprint, type RunEffect } from './support/outcomes.js';
@@ -133,10 +133,10 @@ async function lockRenewed(env: RunEnv, job: string): Promise<void> {
  * approvals, the kill switch on for the run, and then whatever the trial
  * wants in place before execute starts.
  */
-const armingGate = (env: RunEnv, before: { hook?: (runId: string) => Promise<void> }): PhaseProcessor => async ({ run }) => {
+const armingGate = (env: RunEnv, before: { hook?: (runId: string) => Promise<void> }): PhaseProcessor<'approval-gate'> => async ({ run }) => {
   await armSwitch(env, run.run_id);
   await before.hook?.(run.run_id);
-  return { released: 'by test' };
+  return STAND_IN_GATE;
 };
 
 describe('the execute backend terminated (pg_terminate_backend)', () => {

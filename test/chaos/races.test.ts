@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { createPool } from '../../shared/db/pool.js';
 import { CutterError, exitCodeFor } from '../../shared/errors.js';
-import { processPrecheck } from '../../workers/precheck/process.js';
+import { precheckWorker } from '../../workers/precheck/process.js';
 import { runCli, type CliResult } from '../support/cli.js';
 import { createRunEnv, DEMO_SNAPSHOT, type RunEnv } from '../support/run-env.js';
 import { recordRunTrials, runEffect, trials, violation, type CorpusFingerprint } from './support/outcomes.js';
@@ -56,7 +56,7 @@ beforeAll(async () => {
   await env.startFleet({
     precheck: async (call, deps) => {
       await hold.wait();
-      return processPrecheck(call, deps);
+      return precheckWorker.process(call, deps);
     },
   });
 });

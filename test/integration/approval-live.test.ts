@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
 import type { PhaseProcessor } from '../../workers/context.js';
-import { processCutplan } from '../../workers/cutplan/process.js';
+import { cutplanWorker } from '../../workers/cutplan/process.js';
 import { waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 import { approvalFor, enactingSnapshot, gateJobState, postApproval, waitForGate } from '../support/sovereign.js';
@@ -115,9 +115,9 @@ describe('a live run released through the approval endpoint', () => {
   it('does not lose approvals that arrive while the gate is not yet delayed: the POST waits for it', async () => {
     const answers: Promise<Awaited<ReturnType<typeof postApproval>>>[] = [];
     // Right after cutplan marks the run awaiting_approval, before its job completes.
-    const eagerCutplan: PhaseProcessor = async (call, deps) => {
-      const summary = await processCutplan(call, deps);
-      const run = { runId: call.run.run_id, target: call.run.target, planSha256: String(summary['plan_sha256']) };
+    const eagerCutplan: PhaseProcessor<'cutplan'> = async (call, deps) => {
+      const summary = await cutplanWorker.process(call, deps);
+      const run = { runId: call.run.run_id, target: call.run.target, planSha256: summary.plan_sha256 };
       expect(await gateJobState(env.redis, env.cfg.CUTTER_QUEUE_PREFIX, run.runId)).toBe('waiting-children');
       const sg1 = await postApproval(board.url, run.runId, approvalFor(run, 'SG_1', env.sovereign.key));
       expect(sg1.status, JSON.stringify(sg1.json)).toBe(201);
@@ -144,9 +144,9 @@ describe('a live run released through the approval endpoint', () => {
       options: { ...generous, releaseWaitMs: 0, sweepIntervalMs: 60_000 },
     });
     const answers: Awaited<ReturnType<typeof postApproval>>[] = [];
-    const eagerCutplan: PhaseProcessor = async (call, deps) => {
-      const summary = await processCutplan(call, deps);
-      const run = { runId: call.run.run_id, target: call.run.target, planSha256: String(summary['plan_sha256']) };
+    const eagerCutplan: PhaseProcessor<'cutplan'> = async (call, deps) => {
+      const summary = await cutplanWorker.process(call, deps);
+      const run = { runId: call.run.run_id, target: call.run.target, planSha256: summary.plan_sha256 };
       answers.push(await postApproval(impatient.url, run.runId, approvalFor(run, 'SG_1', env.sovereign.key)));
       answers.push(await postApproval(impatient.url, run.runId, approvalFor(run, 'EXEC', env.sovereign.key)));
       return summary;

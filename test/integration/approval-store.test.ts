@@ -66,15 +66,4 @@ describe('the approval store', () => {
       for (const r of runs) expect(await decisions(r.runId)).toBe(r === accepted[0] ? 1 : 0);
     }
   });
-
-  it('of SG_1 and EXEC for one run submitted at the same moment, the one stored last reads both back', async () => {
-    for (let trial = 0; trial < 10; trial += 1) {
-      await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
-      const run = await pausedRun();
-      const [sg1, exec] = await Promise.all([submit(run, 'SG_1'), submit(run, 'EXEC')]);
-      const last = sg1.decisionId > exec.decisionId ? sg1 : exec;
-      expect(last.unconsumed.map((d) => d.gate).sort()).toEqual(['EXEC', 'SG_1']);
-      expect(last.unconsumed.every((d) => d.received_utc instanceof Date && d.consumed_utc === null)).toBe(true);
-    }
-  });
 });

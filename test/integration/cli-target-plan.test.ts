@@ -69,7 +69,7 @@ describe('cutter target', () => {
     expect(show.stdout).toMatch(/^registered_by\s+alice$/m);
     const unknown = await runCli(['target', 'show', 'nope'], env);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/no target nope.*\[TARGET_UNKNOWN\]/);
+    expect(unknown.stderr).toMatch(/no target nope is registered.*\[TARGET_UNKNOWN\]/);
   });
 });
 

@@ -9,11 +9,12 @@ import { buildPlan } from '../../shared/plan/build.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
 import { getRun } from '../../shared/runs/store.js';
 import { liveRunChecks } from '../../shared/runs/checks.js';
-import { fingerprintCorpus, fingerprintOutsideRun, type TableFingerprint } from '../../shared/runs/fingerprint.js';
+import type { CorpusFingerprint } from '../../shared/jobs/results.js';
+import { fingerprintCorpus, fingerprintOutsideRun } from '../../shared/runs/fingerprint.js';
 import { stageSnapshot } from '../../shared/snapshot/stage.js';
 import { getTarget } from '../../shared/targets/registry.js';
 import type { PhaseDeps } from '../../workers/context.js';
-import { processExecute } from '../../workers/execute/process.js';
+import { executeWorker } from '../../workers/execute/process.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { insertRunRow, insertTargetRow, ndjson, seedUnits, sha256, type UnitSpec } from '../support/plan-fixtures.js';
 import { waitFor } from '../support/poll.js';
@@ -97,7 +98,7 @@ async function execute(runId: string): Promise<{ result?: Record<string, unknown
   const run = await getRun(db.pool, runId);
   if (!run) throw new Error(`no run ${runId}`);
   try {
-    return { result: await processExecute({ run, job: {} as never, token: undefined, progress: () => Promise.resolve() }, deps) };
+    return { result: await executeWorker.process({ run, reads: null, job: {} as never, progress: () => Promise.resolve() }, deps) };
   } catch (err) {
     return { code: (err as { code?: string }).code ?? 'INTERNAL', message: (err as Error).message };
   }
@@ -272,7 +273,7 @@ describe('execute, dry', () => {
 
 describe('verify after a live apply', () => {
   /** A run planned, with the baseline and outside-the-plan fingerprint its precheck and cutplan take, then applied. */
-  async function applied(): Promise<{ runId: string; corpus: string; k: (s: string) => string; baseline: TableFingerprint[]; outsideAtPlan: TableFingerprint[] }> {
+  async function applied(): Promise<{ runId: string; corpus: string; k: (s: string) => string; baseline: CorpusFingerprint[]; outsideAtPlan: CorpusFingerprint[] }> {
     const { runId, corpus, k } = await plannedRun('live');
     const baseline = await fingerprintCorpus(db.pool);
     const outsideAtPlan = await fingerprintOutsideRun(db.pool, runId, corpus);

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadGateRun } from '../../shared/approval/binding.js';
 import { withTransaction } from '../../shared/db/pool.js';
-import { planScope, scopeOfSummary } from '../../shared/execute/authority.js';
-import { buildPlan, type PlanSummary } from '../../shared/plan/build.js';
+import type { PlanSummary } from '../../shared/jobs/results.js';
+import { buildPlan } from '../../shared/plan/build.js';
+import { planScope, scopeOfSummary } from '../../shared/plan/scope.js';
 import { planSha256, recomputePlanSha256, type PlanItemFields } from '../../shared/plan/hash.js';
 import { stageSnapshot } from '../../shared/snapshot/stage.js';
 import { getTarget, type TargetRecord } from '../../shared/targets/registry.js';
@@ -129,7 +130,7 @@ describe('the plan: every op and transition kind', () => {
     // The approval path reads the scope from that summary, execute counts it from the items: the same scope.
     const fromItems = await planScope(db.pool, runId);
     expect(fromItems).toEqual({ unitCount: 7, transitions: ['draft->enacted', 'draft->retired', 'enacted->retired', 'new->draft', 'new->enacted', 'revise'] });
-    expect(scopeOfSummary(summary.unit_count, summary.by_transition)).toEqual(fromItems);
+    expect(scopeOfSummary(summary)).toEqual(fromItems);
     expect((await loadGateRun(db.pool, runId))?.scope).toEqual(fromItems);
   });
 

@@ -7,10 +7,10 @@ import { createRedis } from '../../shared/redis.js';
 import { reconcileOnce, RUN_LOST, RUN_LOST_AFTER_APPLY, type ReconcileDeps } from '../../shared/runs/reconcile.js';
 import { insertRun } from '../../shared/runs/store.js';
 import type { PhaseProcessor } from '../../workers/context.js';
-import { startFleet, type Fleet } from '../../workers/fleet.js';
+import { startFleet, type StandIns, type Fleet } from '../../workers/fleet.js';
 import { runEffect } from '../chaos/support/outcomes.js';
 import { waitFor } from '../support/poll.js';
-import { armSwitch, createRunEnv, DEMO_SNAPSHOT, type RunEnv } from '../support/run-env.js';
+import { armSwitch, createRunEnv, DEMO_SNAPSHOT, type RunEnv, STAND_IN_GATE } from '../support/run-env.js';
 
 /**
  * The reconciler against real Redis and Postgres: a vanished flow is made by
@@ -35,7 +35,7 @@ afterAll(async () => {
   await env.close();
 });
 
-async function useFleet(processors: Partial<Record<Phase, PhaseProcessor>> = {}): Promise<void> {
+async function useFleet(processors: StandIns = {}): Promise<void> {
   await fleet?.close();
   fleet = await startFleet({ cfg: env.cfg, log: silent, processors, reconcile: { intervalMs: 3_600_000 } });
 }
@@ -132,12 +132,12 @@ describe('the reconciler', () => {
     const released = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const gate: PhaseProcessor = async ({ run }) => {
+    const gate: PhaseProcessor<'approval-gate'> = async ({ run }) => {
       await armSwitch(env, run.run_id);
-      return { released: 'by test' };
+      return STAND_IN_GATE;
     };
     // Verify is held open so the flow can vanish between execute's commit and the verdict.
-    const parkedVerify: PhaseProcessor = async () => {
+    const parkedVerify: PhaseProcessor<'verify'> = async () => {
       await released;
       throw new CutterError('TEST_PARKED', 'parked verify let go');
     };

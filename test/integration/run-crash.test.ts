@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PHASES } from '../../shared/jobs/catalog.js';
 import type { PhaseProcessor } from '../../workers/context.js';
-import { armSwitch, createRunEnv, type RunEnv } from '../support/run-env.js';
+import { armSwitch, createRunEnv, type RunEnv, STAND_IN_GATE } from '../support/run-env.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 let env: RunEnv;
@@ -22,9 +22,9 @@ async function startWorker(phases: string[], fault?: string): Promise<WorkerProc
 
 describe('a worker killed in the middle of execute', () => {
   it('leaves the corpus untouched (transaction open, SIGKILL), and another worker finishes the run exactly once', async () => {
-    const armingGate: PhaseProcessor = async ({ run }) => {
+    const armingGate: PhaseProcessor<'approval-gate'> = async ({ run }) => {
       await armSwitch(env, run.run_id);
-      return { released: 'by test' };
+      return STAND_IN_GATE;
     };
     // Every phase but execute in-process; execute in a child that pauses before COMMIT.
     await env.startFleet({ 'approval-gate': armingGate }, PHASES.filter((p) => p !== 'execute'));

@@ -4,8 +4,8 @@ import type { Phase } from '../../shared/jobs/catalog.js';
 import { getRun } from '../../shared/runs/store.js';
 import { runView } from '../../shared/runs/view.js';
 import type { PhaseProcessor } from '../../workers/context.js';
-import { processExecute } from '../../workers/execute/process.js';
-import { armSwitch, createRunEnv, type RunEnv } from '../support/run-env.js';
+import { executeWorker } from '../../workers/execute/process.js';
+import { armSwitch, createRunEnv, type RunEnv, STAND_IN_GATE } from '../support/run-env.js';
 import { waitFor } from '../support/poll.js';
 import { insertConsumedApprovals } from '../support/sovereign.js';
 
@@ -13,9 +13,9 @@ import { insertConsumedApprovals } from '../support/sovereign.js';
 const STAND_IN_WINDOW = { approvalWindowS: 1 };
 
 // Stands in for an opened gate whose EXEC grant was since withdrawn: approvals consumed, kill switch off.
-const passGate: PhaseProcessor = async ({ run }) => {
+const passGate: PhaseProcessor<'approval-gate'> = async ({ run }) => {
   await insertConsumedApprovals(env.db.pool, run.run_id, env.sovereign.key);
-  return { released: 'by test' };
+  return STAND_IN_GATE;
 };
 
 let env: RunEnv;
@@ -54,11 +54,11 @@ describe('a live run', () => {
 
   it('with a unit changed after cutplan fails execute on drift, naming the key, and applies nothing', async () => {
     let afterDrift: Awaited<ReturnType<RunEnv['corpus']>> = [];
-    const driftingGate: PhaseProcessor = async ({ run }) => {
+    const driftingGate: PhaseProcessor<'approval-gate'> = async ({ run }) => {
       await armSwitch(env, run.run_id);
       await env.db.pool.query(`UPDATE information_unit SET state = 'retired' WHERE key = 'ICX-WORK/007'`);
       afterDrift = await env.corpus();
-      return { released: 'by test' };
+      return STAND_IN_GATE;
     };
     await env.startFleet({ 'approval-gate': driftingGate });
     const runId = await env.enqueue('live', STAND_IN_WINDOW);
@@ -72,15 +72,15 @@ describe('a live run', () => {
   });
 
   it('with the switch on for the run applies exactly the plan once, even when execute is delivered twice at once', async () => {
-    const armingGate: PhaseProcessor = async ({ run }) => {
+    const armingGate: PhaseProcessor<'approval-gate'> = async ({ run }) => {
       await armSwitch(env, run.run_id);
-      return { released: 'by test' };
+      return STAND_IN_GATE;
     };
     // Two deliveries of execute racing each other: one applies, one finds the ledger row.
-    const twice: PhaseProcessor = async (call, deps) => {
-      const [a, b] = await Promise.all([processExecute(call, deps), processExecute(call, deps)]);
-      expect([a['applied'], b['applied']].filter(Boolean)).toHaveLength(1);
-      return a['applied'] ? a : b;
+    const twice: PhaseProcessor<'execute'> = async (call, deps) => {
+      const [a, b] = await Promise.all([executeWorker.process(call, deps), executeWorker.process(call, deps)]);
+      expect([a, b].filter((r) => 'applied' in r)).toHaveLength(1);
+      return 'applied' in a ? a : b;
     };
     await env.startFleet({ 'approval-gate': armingGate, execute: twice });
     expect(await units()).toEqual({ draft: 98 });
@@ -105,8 +105,8 @@ describe('a live run', () => {
     const before = await env.corpus();
     const run = await getRun(env.db.pool, runId);
     if (!run) throw new Error('no run');
-    const again = await processExecute({ run, job: {} as never, token: undefined, progress: () => Promise.resolve() }, fleet.deps);
-    expect(again['already_applied']).toBe(true);
+    const again = await executeWorker.process({ run, reads: null, job: {} as never, progress: () => Promise.resolve() }, fleet.deps);
+    expect(again).toMatchObject({ already_applied: true });
     expect(await env.corpus()).toEqual(before);
   });
 

@@ -8,11 +8,14 @@ import { parseConfig, type Config } from '../../shared/config.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import type { Phase, RunMode } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
-import { fingerprintCorpus, type TableFingerprint } from '../../shared/runs/fingerprint.js';
-import { hasEnded, runView, type RunView } from '../../shared/runs/view.js';
+import type { CorpusFingerprint } from '../../shared/jobs/results.js';
+import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
+import { hasEnded } from '../../shared/runs/status.js';
+import { runView, type RunView } from '../../shared/runs/view.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { startFleet, type Fleet } from '../../workers/fleet.js';
-import type { PhaseProcessor } from '../../workers/context.js';
+import type { PhaseResult } from '../../shared/jobs/results.js';
+import type { StandIns } from '../../workers/fleet.js';
 import { createDemoDatabase, type TestDatabase } from './db.js';
 import { waitFor } from './poll.js';
 import { testQueuePrefix } from './prefix.js';
@@ -30,12 +33,15 @@ export interface RunEnv {
   /** A trusted sovereign key (not the operator's); more keys may be written into dir. */
   sovereign: { key: TestKey; dir: string };
   fleet?: Fleet;
-  startFleet: (processors?: Partial<Record<Phase, PhaseProcessor>>, phases?: Phase[]) => Promise<Fleet>;
+  startFleet: (processors?: StandIns, phases?: Phase[]) => Promise<Fleet>;
   enqueue: (mode: RunMode, options?: { snapshot?: string; approvalWindowS?: number }) => Promise<string>;
   waitForEnd: (runId: string, deadlineMs?: number) => Promise<RunView>;
-  corpus: () => Promise<TableFingerprint[]>;
+  corpus: () => Promise<CorpusFingerprint[]>;
   close: () => Promise<void>;
 }
+
+/** What a stand-in for an opened gate returns: it arranged the approvals itself, so the gate's commit has nothing to consume. */
+export const STAND_IN_GATE: PhaseResult<'approval-gate'> = { released: 'already', sg_1_keys: [], exec_keys: [], quorum: 1, decision_ids: [] };
 
 /** Builds a run environment of its own (database, prefix, GNUPGHOME, backup dir). */
 export async function createRunEnv(label: string): Promise<RunEnv> {

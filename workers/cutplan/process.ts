@@ -1,22 +1,22 @@
 import { withTransaction } from '../../shared/db/pool.js';
-import { CutterError } from '../../shared/errors.js';
 import { buildPlan } from '../../shared/plan/build.js';
 import { fingerprintOutsideRun } from '../../shared/runs/fingerprint.js';
 import { setRunStatus } from '../../shared/runs/store.js';
-import { getTarget } from '../../shared/targets/registry.js';
+import { requireTarget } from '../../shared/targets/registry.js';
 import { reachMoment } from '../../shared/jobs/moments.js';
-import type { PhaseProcessor } from '../context.js';
+import type { PhaseWorker } from '../context.js';
 
 /**
  * Freezes the change set and its hash. It also fingerprints everything the
  * plan does not cover, so verify can prove that execute touched nothing else.
  */
-export const processCutplan: PhaseProcessor = async ({ run }, deps) => {
-  const target = await getTarget(deps.pool, run.target);
-  if (!target) throw new CutterError('TARGET_UNKNOWN', `target ${run.target} is no longer registered`);
-  const plan = await withTransaction(deps.pool, (client) => buildPlan(client, { runId: run.run_id, target }));
-  await reachMoment('cutplan.middle', run.run_id); // the plan stored, the status not yet awaiting_approval
-  const outside = await fingerprintOutsideRun(deps.pool, run.run_id, run.corpus);
-  if (run.mode === 'live') await setRunStatus(deps.pool, run.run_id, 'awaiting_approval');
-  return { ...plan, outside_fingerprint: outside };
+export const cutplanWorker: PhaseWorker<'cutplan'> = {
+  process: async ({ run }, deps) => {
+    const target = await requireTarget(deps.pool, run.target);
+    const plan = await withTransaction(deps.pool, (client) => buildPlan(client, { runId: run.run_id, target }));
+    await reachMoment('cutplan.middle', run.run_id); // the plan stored, the status not yet awaiting_approval
+    const outside = await fingerprintOutsideRun(deps.pool, run.run_id, run.corpus);
+    if (run.mode === 'live') await setRunStatus(deps.pool, run.run_id, 'awaiting_approval');
+    return { ...plan, outside_fingerprint: outside };
+  },
 };

@@ -5,9 +5,11 @@ import { phasesFor } from '../../shared/jobs/catalog.js';
 import { redisDurability } from '../../shared/redis.js';
 import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
 import { saveBaseline } from '../../shared/runs/store.js';
-import { getTarget } from '../../shared/targets/registry.js';
+import { requireC3 } from '../../shared/targets/criteria.js';
+import { requireTarget } from '../../shared/targets/registry.js';
 import { reachMoment } from '../../shared/jobs/moments.js';
-import type { PhaseProcessor } from '../context.js';
+import type { PhaseResult } from '../../shared/jobs/results.js';
+import type { PhaseCall, PhaseDeps, PhaseWorker } from '../context.js';
 import { POSTGRES_OUTAGE_WAIT_MS } from '../phase-runner.js';
 
 /**
@@ -15,12 +17,8 @@ import { POSTGRES_OUTAGE_WAIT_MS } from '../phase-runner.js';
  * the kill switch), plus the early refusals: protected target, volatile Redis
  * for a live run, a backup that could not be taken, a phase nobody serves.
  */
-export const processPrecheck: PhaseProcessor = async ({ run }, deps) => {
-  const target = await getTarget(deps.pool, run.target);
-  if (!target) throw new CutterError('TARGET_UNKNOWN', `target ${run.target} is no longer registered`);
-  if (run.mode === 'live' && target.protected) {
-    throw new CutterError('C3_PROTECTED', `C3: target ${target.name} is protected and is never cut live`, { kind: 'refused' });
-  }
+async function processPrecheck({ run }: PhaseCall, deps: PhaseDeps): Promise<PhaseResult<'precheck'>> {
+  await requireC3(deps.pool, await requireTarget(deps.pool, run.target), run.mode);
 
   const durability = await redisDurability(deps.redis);
   if (run.mode === 'live' && !durability.durable && !deps.cfg.CUTTER_ALLOW_VOLATILE_REDIS) {
@@ -69,4 +67,6 @@ export const processPrecheck: PhaseProcessor = async ({ run }, deps) => {
     execution_enabled: baseline.execution_enabled,
     redis_durable: durability.durable,
   };
-};
+}
+
+export const precheckWorker: PhaseWorker<'precheck'> = { process: processPrecheck };

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { APPROVAL_GATES, serialiseApprovalDocument, type ApprovalGate } from '../../../shared/approval/document.js';
 import { buildDocument, generateSovereignKey, readPrivateKey, signDocument } from '../../../shared/approval/sign.js';
 import { CutterError } from '../../../shared/errors.js';
-import type { TransitionKind } from '../../../shared/plan/transitions.js';
+import type { TransitionKind } from '../../../shared/units/lifecycle.js';
 import { type CliContext, out, outJson } from '../context.js';
 import { parseDurationSeconds } from '../duration.js';
 

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
 import { getRun } from '../../../shared/runs/store.js';
-import { hasEnded, runView } from '../../../shared/runs/view.js';
+import { hasEnded } from '../../../shared/runs/status.js';
+import { runView } from '../../../shared/runs/view.js';
 import { type CliContext, out, outJson } from '../context.js';
 import { followRun, phaseLine } from '../follow.js';
 

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
 import { formatCriterion, type CriterionId } from '../../../shared/targets/criteria.js';
 import { registerTarget } from '../../../shared/targets/intake.js';
-import { getTarget, listTargets, targetJson } from '../../../shared/targets/registry.js';
+import { requireTarget, listTargets, targetJson } from '../../../shared/targets/registry.js';
 import { type CliContext, out, outJson, table } from '../context.js';
 
 const INTAKE: CriterionId[] = ['C1', 'C2', 'C3', 'C4'];
@@ -72,8 +72,7 @@ export function registerTargetCommands(program: Command, ctx: () => CliContext):
     .description('one target, every field (exit 2 when unknown)')
     .option('--json', 'print one JSON object')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const t = await getTarget(ctx().db(), name);
-      if (!t) throw new CutterError('TARGET_UNKNOWN', `no target ${name}: see cutter target list`, { kind: 'bad_input' });
+      const t = await requireTarget(ctx().db(), name);
       const json = targetJson(t);
       if (opts.json) return outJson(json);
       for (const [k, v] of Object.entries(json)) out(`${k.padEnd(20)} ${Array.isArray(v) ? v.join(', ') : String(v)}`);
