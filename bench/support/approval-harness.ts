@@ -6,7 +6,7 @@ import type { Config } from '../../shared/config.js';
 import type { Pool } from '../../shared/db/pool.js';
 import { createRedis } from '../../shared/redis.js';
 
-/** What the approval bench's sides (cutter, its floor, the floor with the gate's mandated work, the design bound) share. */
+/** What the approval bench's two sides (cutter and its bare floor) share. */
 
 /** The gate's delay in the bench: long enough that only a promote wakes it. */
 export const WINDOW_MS = 3600_000;
@@ -27,15 +27,15 @@ export interface Measured {
 }
 
 /**
- * One side of the measurement (cutter, its floor, the bound), open for the
- * whole figure, so the bench can interleave their rounds: the machine's
+ * One side of the measurement (cutter or its floor), open for the whole
+ * figure, so the bench can interleave their rounds: the machine's
  * slow drifts then fall on every side alike instead of on whichever ran
  * while it was slow.
  */
-export interface Side<M extends Measured> {
+export interface Side {
   /** Measures one POST → next job active into measured. */
   round: () => Promise<void>;
-  measured: M;
+  measured: Measured;
   /** Refusals per second of count requests refused by this side (cutter: a forged signature; a floor: a bare 403). */
   refusedPerS: (count: number) => Promise<number>;
   close: () => Promise<void>;
