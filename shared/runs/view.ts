@@ -78,7 +78,7 @@ function phaseSummary(rows: PhaseRow[], row: PhaseRow): Record<string, unknown> 
   if (row.phase === 'cutplan') {
     const result = completedResult(rows, 'cutplan');
     if (!result) return {};
-    const { outside_fingerprint: _fingerprint, ...plan } = result;
+    const { outside_fingerprint, ...plan } = result;
     return plan;
   }
   return isPhase(row.phase) ? (completedResult(rows, row.phase) ?? {}) : {};
