@@ -1,7 +1,6 @@
 import { isPgError } from '../db/errors.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
-import { inFlight } from '../runs/status.js';
 
 /**
  * C4: the corpus lock. One row per corpus in cutter_governance.corpus_lock;
@@ -22,8 +21,8 @@ export interface CorpusLock {
 
 /** The lock on a corpus and the state of the run holding it, or null. */
 export async function findCorpusLock(db: Db, corpus: string): Promise<CorpusLock | null> {
-  const result = await db.query<{ corpus: string; run_id: string; status: string; acquired_at: Date }>(
-    `SELECT l.corpus, l.run_id, r.status, l.acquired_at
+  const result = await db.query<{ corpus: string; run_id: string; status: string; active: boolean; acquired_at: Date }>(
+    `SELECT l.corpus, l.run_id, r.status, cutter_governance.run_in_flight(r.status) AS active, l.acquired_at
        FROM cutter_governance.corpus_lock l JOIN cutter_governance.run r ON r.run_id = l.run_id
       WHERE l.corpus = $1`,
     [corpus],
@@ -34,7 +33,7 @@ export async function findCorpusLock(db: Db, corpus: string): Promise<CorpusLock
     corpus: row.corpus,
     runId: row.run_id,
     status: row.status,
-    active: inFlight(row.status),
+    active: row.active,
     acquiredAt: row.acquired_at,
   };
 }
