@@ -8,7 +8,7 @@ import { startBoardServer } from '../../board/server.js';
 import { serialiseApprovalDocument } from '../../shared/approval/document.js';
 import { buildDocument, generateSovereignKey, readPrivateKey, signDocument } from '../../shared/approval/sign.js';
 import { config, parseConfig } from '../../shared/config.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
 import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import { PHASES, type Phase } from '../../shared/jobs/catalog.js';

@@ -1,24 +1,33 @@
--- The format CHECKs say the same as before, in a form PostgreSQL evaluates
--- 10-25 times faster. Its regex engine expands a bounded repetition such as
--- {64} or {0,199} into that many states, and every row pays for it: measured
--- on the bench machine over a million rows, '^[0-9a-f]{64}$' took 2.8 s
--- against 0.15 s for the length test plus '[^0-9a-f]' below, and the key
--- pattern took 3.3 s against 0.11 s. A plan of 137,600 items spent 1.5 s
--- of its 4.4 s in the two hash CHECKs of cut_change_item alone.
+-- Replaces migrations 010-019 (shared/db/migration-history.ts): their table,
+-- constraint and index changes only; the functions they defined now live in
+-- shared/db/functions/.
+
+-- Snapshot staging is a bulk append of one run's rows, written only by
+-- discover for a run that exists, from rows the snapshot parser validated
+-- and whose keys the staging pass proved unique (shared/snapshot/stage.ts).
+-- The foreign key, the CHECKs and the primary key checked nothing again and
+-- were paid on every row; a BRIN index finds a run's rows, appended together
+-- into block ranges of their own.
+ALTER TABLE cutter_governance.snapshot_record
+  DROP CONSTRAINT snapshot_record_run_id_fkey,
+  DROP CONSTRAINT snapshot_record_body_sha256_check,
+  DROP CONSTRAINT snapshot_record_state_check,
+  DROP CONSTRAINT snapshot_record_pkey;
+CREATE INDEX snapshot_record_run_brin ON cutter_governance.snapshot_record USING brin (run_id);
+
+-- The format CHECKs say the same as before without bounded regex repetitions
+-- ({64}, {0,199}): PostgreSQL's regex engine expands each into that many
+-- states, and every row paid for it. Each new form accepts exactly the
+-- strings the old one did:
+--   '^[0-9a-f]{N}$'  = N bytes, none outside [0-9a-f] (so N characters, all ASCII)
+--   '^F[R]{m,n}$'    = '^F[R]*$' and m + 1 to n + 1 characters
+--   '^[R]{m,n}$'     = '^[R]*$' and m to n characters
+-- (test/integration/format-checks.test.ts holds each pair equal). The
+-- constraint names stay, so errors read as before.
 --
--- Each new form accepts exactly the strings the old one did:
---   '^[0-9a-f]{N}$'           = N bytes, none outside [0-9a-f] (so N characters, all ASCII)
---   '^F[R]{m,n}$'             = '^F[R]*$' and m + 1 to n + 1 characters
---   '^[R]{m,n}$'              = '^[R]*$' and m to n characters
--- (test/integration/format-checks.test.ts holds each pair equal).
--- The constraint names stay, so errors read as before.
---
--- The hex rule is written out in each CHECK on purpose, not put in one
--- function: a CHECK runs with the inserting role's privileges, and `cutter db
--- migrate` takes EXECUTE on the governed schemas' functions from PUBLIC, so
--- the exec role (which writes execution_ledger) could not call it. Granting
--- it would widen the least-privilege matrix the grant probe holds exact.
--- (Tried: the live run failed closed with "permission denied for function".)
+-- The hex rule is written out in each CHECK, not put in one function: a
+-- CHECK runs with the inserting role's privileges, and the exec role (which
+-- writes execution_ledger) has EXECUTE on no function beyond the grant matrix.
 
 ALTER TABLE public.information_unit
   DROP CONSTRAINT information_unit_corpus_check,
@@ -80,3 +89,9 @@ ALTER TABLE cutter_governance.audit_event
   DROP CONSTRAINT audit_event_hash_check,
   ADD CONSTRAINT audit_event_hash_check
     CHECK (octet_length(hash) = 64 AND hash !~ '[^0-9a-f]');
+
+-- Whether a run's gate already opened is read from its gate.released audit
+-- row, the one thing that tells a twin delivery of the gate from approvals
+-- consumed by some other hand. The chain only grows; a partial index keeps
+-- one entry per opened gate instead of a scan of the whole chain.
+CREATE INDEX audit_event_gate_released ON cutter_governance.audit_event (run_id) WHERE kind = 'gate.released';
