@@ -6,7 +6,7 @@ import { config } from '../../shared/config.js';
 import { createBackup } from '../../shared/backup/create.js';
 import { DUMP_COMPRESS_LEVEL } from '../../shared/backup/pgdump.js';
 import { backupSpecFrom } from '../../shared/backup/spec.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool } from '../../shared/db/pool.js';
 import { timed, type Bench } from '../harness.js';
 import { FLOOR_PIPELINE, SAME_SETTINGS_PIPELINE, shellPipeline } from '../support/shell-pipeline.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { FlowProducer, Queue, Worker, type FlowJob } from 'bullmq';
 import { pino } from 'pino';
 import { config } from '../../shared/config.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool } from '../../shared/db/pool.js';
 import { demoBody, demoKey } from '../../shared/demo/corpus.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { config, parseConfig } from '../../shared/config.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, ident, splitDatabaseUrl, type Pool } from '../../shared/db/pool.js';
 import { planScope } from '../../shared/plan/scope.js';
 import { IN_DATABASE_MAX_ITEMS } from '../../shared/plan/hash.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { config } from '../../shared/config.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { PHASES } from '../../shared/jobs/catalog.js';

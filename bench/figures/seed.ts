@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { config } from '../../shared/config.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, ident, splitDatabaseUrl } from '../../shared/db/pool.js';
 import { seedDemo } from '../../shared/demo/seed.js';
 import { timed, type Bench } from '../harness.js';

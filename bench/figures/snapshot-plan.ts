@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { config } from '../../shared/config.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, type Pool, type PoolClient } from '../../shared/db/pool.js';
 import { PLAN_WORK_MEM } from '../../shared/plan/build.js';
 import { timed, type Bench, type Figure } from '../harness.js';

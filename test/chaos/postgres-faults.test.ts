@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { parseConfig } from '../../shared/config.js';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, ident, type Pool, type PoolClient } from '../../shared/db/pool.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, ident, type Pool } from '../../shared/db/pool.js';
 import { buildPlan } from '../../shared/plan/build.js';
 import {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../../shared/db/migrate.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
 import { withExecRole } from '../../shared/grants/exec-role.js';
 import { probeGrants, type GrantProbeResult } from '../../shared/grants/probe.js';

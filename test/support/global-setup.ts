@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { loadMigrations, migrate } from '../../shared/db/migrate.js';
+import { loadFunctionFiles } from '../../shared/db/function-files.js';
+import { loadMigrations } from '../../shared/db/numbered-migrations.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { resolveServices, withDatabase } from './services.js';
 
 declare module 'vitest' {
@@ -35,8 +37,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   buildCli();
   const services = await resolveServices();
   const migrations = await loadMigrations();
+  const { functions, triggers } = await loadFunctionFiles();
+  // Named for everything migrate applies, so an edited function file gets a template of its own.
   const hash = createHash('sha256')
     .update(migrations.map((m) => m.sha256).join(','))
+    .update([...functions, ...triggers].map((f) => `${f.name}\n${f.sql}`).join('\0'))
     .digest('hex')
     .slice(0, 12);
   const templateDatabase = `cutter_tpl_${hash}`;

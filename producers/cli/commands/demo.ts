@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../../shared/config.js';
 import type { Pool } from '../../../shared/db/pool.js';
-import { migrate } from '../../../shared/db/migrate.js';
+import { migrate } from '../../../shared/deploy/migrate.js';
 import { ensureDemoGpgKey } from '../../../shared/demo/gpg-key.js';
 import { localSovereign, type LocalSovereign } from '../../../shared/demo/sovereign.js';
 import { corpusSummary, registerDemoWorkTarget, seedDemo } from '../../../shared/demo/seed.js';

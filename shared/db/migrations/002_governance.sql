@@ -140,23 +140,6 @@ CREATE TABLE cutter_governance.execution_switch (
 );
 INSERT INTO cutter_governance.execution_switch (id) VALUES (true);
 
-CREATE FUNCTION cutter_governance.execution_enabled(p_run_id text DEFAULT NULL)
-RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT coalesce(bool_or(s.enabled AND s.expires_at > now() AND (p_run_id IS NULL OR s.run_id = p_run_id)), false)
-  FROM cutter_governance.execution_switch s
-$$;
-
--- Turning the switch off is the one write the exec role may make to it.
-CREATE FUNCTION cutter_governance.disarm_execution(p_actor text)
-RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-  UPDATE cutter_governance.execution_switch
-     SET enabled = false, run_id = NULL, expires_at = NULL, changed_at = now(), changed_by = p_actor
-$$;
-
 -- Exactly-once execution: a second application of the same plan violates this key.
 CREATE TABLE cutter_governance.execution_ledger (
   run_id      text PRIMARY KEY REFERENCES cutter_governance.cut_change_set (run_id),
