@@ -48,18 +48,20 @@ async function pickedUp(env: RunEnv, runId: string, phase: Phase): Promise<true 
  * One live run on a database of its own: worker A (every phase) stops at
  * `point`, is SIGKILLed there, and worker B (no fault) carries the run on.
  * The sovereign approves whenever the run waits at SG_1, through the real
- * submit path.
+ * submit path. With control.disableLedger both workers run the negative
+ * control (test/support/fault-preload.ts): B's re-delivered execute must not
+ * find A's ledger row.
  */
-async function killTrial(point: PhaseMoment, extraEnv: Record<string, string> = {}): Promise<Trial> {
+async function killTrial(point: PhaseMoment, control: { disableLedger?: boolean } = {}): Promise<Trial> {
   const env = await createRunEnv('killmx');
   const workers: WorkerProcess[] = [];
   try {
     const sovereign = localSovereign(join(env.dir, 'sovereign'));
-    const workerEnv = { ...env.env, SOVEREIGN_KEYS: sovereign.keysDir, ...extraEnv };
+    const workerEnv = { ...env.env, SOVEREIGN_KEYS: sovereign.keysDir };
     const cfg = parseConfig(workerEnv);
     const phase = point.slice(0, point.lastIndexOf('.')) as Phase;
 
-    const doomed = await startWorkerProcess(workerEnv, { fault: point });
+    const doomed = await startWorkerProcess(workerEnv, { fault: point, ...control });
     workers.push(doomed);
     const before = await env.corpus();
     const runId = await env.enqueue('live');
@@ -83,7 +85,7 @@ async function killTrial(point: PhaseMoment, extraEnv: Record<string, string> = 
     await doomed.kill();
     const killedAt = Date.now();
 
-    workers.push(await startWorkerProcess(workerEnv));
+    workers.push(await startWorkerProcess(workerEnv, control));
     await waitFor(`another worker to pick ${phase} up`, () => pickedUp(env, runId, phase), { deadlineMs: STALL_BOUND_MS, stepMs: 100 });
     const pickupMs = Date.now() - killedAt;
 
@@ -133,10 +135,10 @@ describe('SIGKILL of a worker in every phase', () => {
   }
 });
 
-describe('the negative control: execute ledger disabled (CUTTER_TEST_DISABLE_LEDGER, test only)', () => {
+describe('the negative control: execute ledger disabled (the fault preload, test only)', () => {
   it('the kill matrix detects the second application a re-delivered execute attempts after its commit', async () => {
     const results: Trial[] = [];
-    for (let i = 0; i < REPEATS; i += 1) results.push(await killTrial('execute.after', { CUTTER_TEST_DISABLE_LEDGER: 'true' }));
+    for (let i = 0; i < REPEATS; i += 1) results.push(await killTrial('execute.after', { disableLedger: true }));
     const s = summarise(results);
     recordRunTrials({
       group: 'negative control (ledger disabled)',

@@ -11,6 +11,7 @@ import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
 import { jobId, PHASE_POLICY, PHASES, type Phase } from '../../shared/jobs/catalog.js';
+import type { PhaseMoment } from '../../shared/jobs/moments.js';
 import { createRedis } from '../../shared/redis.js';
 import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
 import { hasEnded } from '../../shared/runs/status.js';
@@ -163,8 +164,8 @@ describe('the execute backend terminated (pg_terminate_backend)', () => {
     await e.startFleet({ 'approval-gate': armingGate(e, gate) }, NOT_EXECUTE);
     return e;
   }
-  const worker = async (e: RunEnv, fault?: string) => {
-    const w = await startWorkerProcess({ ...e.env, LOG_LEVEL: 'warn' }, { phases: ['execute'], ...(fault ? { fault } : {}) });
+  const worker = async (e: RunEnv, fault?: PhaseMoment) => {
+    const w = await startWorkerProcess({ ...e.env, LOG_LEVEL: 'warn' }, { phases: ['execute'], fault });
     workers.push(w);
     return w;
   };
@@ -269,8 +270,8 @@ describe('PostgreSQL restarted mid-run (a private cluster)', () => {
     const workers: WorkerProcess[] = [];
     return {
       db, pool, cfg, env, redis, workers,
-      worker: async (phases: readonly Phase[], fault?: string) => {
-        const w = await startWorkerProcess(env, { phases, ...(fault ? { fault } : {}) });
+      worker: async (phases: readonly Phase[], fault?: PhaseMoment) => {
+        const w = await startWorkerProcess(env, { phases, fault });
         workers.push(w);
         return w;
       },

@@ -28,7 +28,7 @@ import { recordOutcome, runEffect, trials, violation, type RunEffect } from './s
  * corpus, which stays untouched or cut exactly once.
  *
  * Each trial has its own redis-server, database and queue prefix. A worker
- * process parked at a CUTTER_FAULT point holds the run at a known moment;
+ * process parked at a phase moment (the fault preload) holds the run there;
  * it is killed along with Redis (a parked worker never finishes its job).
  */
 
@@ -108,9 +108,10 @@ const approve = (rig: Rig, runId: string) => rig.sovereign.approve({ cfg: rig.cf
  * live runs are after the gate).
  */
 async function crashRedisAt(rig: Rig, mode: RunMode, point: CrashPoint): Promise<string> {
-  const phase = isPhaseMoment(point) ? (point.slice(0, point.lastIndexOf('.')) as Phase) : null;
+  const moment = isPhaseMoment(point) ? point : null;
+  const phase = moment ? (moment.slice(0, moment.lastIndexOf('.')) as Phase) : null;
   await fleet(rig, PHASES.filter((p) => p !== phase));
-  const parked = phase ? await startWorkerProcess(rig.env.env, { phases: [phase], fault: point }) : undefined;
+  const parked = moment && phase ? await startWorkerProcess(rig.env.env, { phases: [phase], fault: moment }) : undefined;
   if (parked) rig.workers.push(parked);
   const runId = await enqueue(rig, mode);
   if (mode === 'live') {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PHASES } from '../../shared/jobs/catalog.js';
+import type { PhaseMoment } from '../../shared/jobs/moments.js';
 import type { PhaseProcessor } from '../../workers/context.js';
 import { armSwitch, createRunEnv, type RunEnv, STAND_IN_GATE } from '../support/run-env.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
@@ -14,8 +15,8 @@ afterAll(async () => {
   await env.close();
 });
 
-async function startWorker(phases: string[], fault?: string): Promise<WorkerProcess> {
-  const w = await startWorkerProcess(env.env, { phases, ...(fault ? { fault } : {}) });
+async function startWorker(phases: string[], fault?: PhaseMoment): Promise<WorkerProcess> {
+  const w = await startWorkerProcess(env.env, { phases, fault });
   workers.push(w);
   return w;
 }

@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { PhaseMoment } from '../../shared/jobs/moments.js';
 import { CLI_PATH } from './cli.js';
 
 /** A `cutter worker` child process, for tests that kill workers. */
 export interface WorkerProcess {
   child: ChildProcess;
-  /** Resolves with the point's name once the worker stops at its CUTTER_FAULT point. */
+  /** Resolves with the moment's name once the worker stops at its fault (options.fault). */
   paused: Promise<string>;
   /** Resolves once the process has exited, however it ended. */
   exited: Promise<void>;
@@ -16,17 +19,43 @@ export interface WorkerProcess {
   stderr: () => string;
 }
 
+export interface WorkerOptions {
+  phases?: readonly string[] | undefined;
+  /** Park the worker at this moment so the test can SIGKILL it there (the fault preload). */
+  fault?: PhaseMoment | undefined;
+  /** The chaos suite's negative control: execute's ledger check finds nothing (the fault preload). */
+  disableLedger?: boolean | undefined;
+}
+
+// Resolved here, not by node from its working directory.
+const TSX_LOADER = createRequire(import.meta.url).resolve('tsx');
+const FAULT_PRELOAD = fileURLToPath(new URL('./fault-preload.ts', import.meta.url));
+
 /**
- * Starts `cutter worker [--phases …]` with env (plus CUTTER_FAULT when given)
- * and resolves once it prints "worker ready".
+ * The node arguments for a worker: the built production binary as it ships,
+ * or, only when a test asks for a fault or the negative control, with the
+ * fault preload in front of it and its test-only variables set.
  */
-export function startWorkerProcess(
-  env: Record<string, string>,
-  options: { phases?: readonly string[]; fault?: string } = {},
-): Promise<WorkerProcess> {
-  const args = [CLI_PATH, 'worker', ...(options.phases ? ['--phases', options.phases.join(',')] : [])];
-  const child = spawn(process.execPath, args, {
-    env: { PATH: process.env['PATH'] ?? '', ...env, ...(options.fault ? { CUTTER_FAULT: options.fault } : {}) },
+function workerCommand(options: WorkerOptions): { args: string[]; env: Record<string, string> } {
+  const worker = [CLI_PATH, 'worker', ...(options.phases ? ['--phases', options.phases.join(',')] : [])];
+  if (!options.fault && !options.disableLedger) return { args: worker, env: {} };
+  return {
+    args: ['--import', TSX_LOADER, '--import', FAULT_PRELOAD, ...worker],
+    env: {
+      ...(options.fault ? { CUTTER_FAULT: options.fault } : {}),
+      ...(options.disableLedger ? { CUTTER_TEST_DISABLE_LEDGER: 'true' } : {}),
+    },
+  };
+}
+
+/**
+ * Starts `cutter worker [--phases …]` with env (and the fault preload when
+ * options ask for it) and resolves once it prints "worker ready".
+ */
+export function startWorkerProcess(env: Record<string, string>, options: WorkerOptions = {}): Promise<WorkerProcess> {
+  const command = workerCommand(options);
+  const child = spawn(process.execPath, command.args, {
+    env: { PATH: process.env['PATH'] ?? '', ...env, ...command.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -51,4 +51,10 @@ describe('configuration', () => {
     expect(cfg.CUTTER_QUEUE_PREFIX).toBe('{cutter}');
     expect(cfg.BACKUP_GPG_FPR).toBe('AB'.repeat(20));
   });
+
+  it('has no test switches: CUTTER_FAULT and CUTTER_TEST_DISABLE_LEDGER are read by the crash tests\' preload only', () => {
+    const cfg = parseConfig({ CUTTER_OPERATOR: 'alice', CUTTER_FAULT: 'execute.middle', CUTTER_TEST_DISABLE_LEDGER: 'true' });
+    expect(Object.keys(cfg).filter((k) => k.startsWith('CUTTER_FAULT') || k.startsWith('CUTTER_TEST_'))).toEqual([]);
+    expect(cfg).toEqual(parseConfig({ CUTTER_OPERATOR: 'alice' }));
+  });
 });
