@@ -1,14 +1,35 @@
 import type { Pool, PoolClient } from '../db/pool.js';
+import type { Phase } from '../jobs/catalog.js';
+import type { PhaseResult } from '../jobs/results.js';
 import { loadVerifyResult } from './checks.js';
 import { completedResult, getPhases, getRun, runBaseline, type PhaseRow } from './store.js';
+
+/**
+ * Reads what the report shows through the schemas; a record that does not
+ * parse is named in the report (never dropped silently), and the report is
+ * still written: a run failing closed must not fail to record why.
+ */
+function reader(unreadable: string[]) {
+  return async <T>(what: string, read: () => T | Promise<T>): Promise<T | null> => {
+    try {
+      return await read();
+    } catch (err) {
+      unreadable.push(`${what}: ${(err as Error).message.replace(/\s+/g, ' ').slice(0, 300)}`);
+      return null;
+    }
+  };
+}
 
 /** The markdown run report, built from what Postgres holds about the run. */
 export async function buildReport(pool: Pool | PoolClient, runId: string): Promise<string> {
   const run = await getRun(pool, runId);
   if (!run) return `# Run ${runId}\n\nNo such run.\n`;
   const phases = await getPhases(pool, runId);
-  const verify = await loadVerifyResult(pool, runId);
-  const baseline = runBaseline(run);
+  const unreadable: string[] = [];
+  const read = reader(unreadable);
+  const result = <P extends Phase>(phase: P): Promise<PhaseResult<P> | null> => read(`${phase} result`, () => completedResult(phases, phase));
+  const verify = await read('verify_result', () => loadVerifyResult(pool, runId));
+  const baseline = await read('baseline', () => runBaseline(run));
   const lines: string[] = [
     `# Run ${run.run_id}`,
     '',
@@ -31,19 +52,19 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     lines.push('', `execution_enabled(): ${String(baseline.execution_enabled)}; Redis durable: ${String(baseline.redis.durable)}` +
       (baseline.volatile_redis_allowed ? ' (volatile Redis allowed by CUTTER_ALLOW_VOLATILE_REDIS)' : ''), '');
   }
-  const plan = completedResult(phases, 'cutplan');
+  const plan = await result('cutplan');
   if (plan) {
     lines.push('## Plan', '', `- plan_sha256: \`${plan.plan_sha256}\``, `- unit_count: ${plan.unit_count}`,
       `- by_op: ${JSON.stringify(plan.by_op)}`, `- by_transition: ${JSON.stringify(plan.by_transition)}`, '');
   }
-  const grants = completedResult(phases, 'grant-probe');
+  const grants = await result('grant-probe');
   if (grants) lines.push('## Grant probe', '', `- role ${grants.role}: ${grants.rows} rows, all hold`, '');
-  const backup = completedResult(phases, 'backup');
+  const backup = await result('backup');
   if (backup) {
     lines.push('## Backup', '', `- file: ${backup.file}`, `- bytes: ${backup.bytes}`,
       `- sha256: \`${backup.sha256}\``, `- recipient: ${backup.recipient_fpr}`, `- verified: ${String(backup.verified)}`, '');
   }
-  const exec = completedResult(phases, 'execute');
+  const exec = await result('execute');
   if (exec) {
     lines.push(run.mode === 'dry' ? '## Rehearsal (rolled back)' : '## Execution', '');
     for (const [k, v] of Object.entries(exec)) lines.push(`- ${k}: ${JSON.stringify(v)}`);
@@ -54,6 +75,7 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     for (const c of verify.checks) lines.push(`| ${c.name} | ${cell(c.expected)} | ${cell(c.actual)} | ${c.passed ? 'PASS' : 'FAIL'} |`);
     lines.push('');
   }
+  if (unreadable.length) lines.push('## Unreadable records', '', ...unreadable.map((u) => `- ${u}`), '');
   lines.push(`## Verdict`, '', `**${run.verdict ?? 'none'}**`, '');
   return lines.join('\n');
 }

@@ -86,13 +86,27 @@ describe('a live run released through the approval endpoint', () => {
       'execute:completed',
       'verify:completed',
     ]);
-    // The gate's phase row was written by the consumption itself: its summary names the keys that opened it.
+    // The gate's result names the keys that opened it and the decisions its commit consumed.
+    const consumed = await env.db.pool.query<{ id: number }>(
+      'SELECT id FROM cutter_governance.review_decision WHERE run_id = $1 AND consumed_utc IS NOT NULL ORDER BY id',
+      [runId],
+    );
+    expect(consumed.rows).toHaveLength(2);
     const gatePhase = await env.db.pool.query<{ summary: Record<string, unknown>; attempts: number }>(
       `SELECT summary, attempts FROM cutter_governance.run_phase WHERE run_id = $1 AND phase = 'approval-gate'`,
       [runId],
     );
     expect(gatePhase.rows).toEqual([
-      { summary: { released: 'by valid approvals', sg_1_keys: [env.sovereign.key.keyId], exec_keys: [env.sovereign.key.keyId], quorum: env.cfg.SOVEREIGN_QUORUM }, attempts: 1 },
+      {
+        summary: {
+          released: 'approvals',
+          sg_1_keys: [env.sovereign.key.keyId],
+          exec_keys: [env.sovereign.key.keyId],
+          quorum: env.cfg.SOVEREIGN_QUORUM,
+          decision_ids: consumed.rows.map((r) => r.id),
+        },
+        attempts: 1,
+      },
     ]);
     // 40 drafts enacted, 5 revised, 10 new drafts: exactly the plan.
     expect(await unitStates()).toEqual({ draft: 68, enacted: 40 });

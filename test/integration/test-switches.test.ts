@@ -5,7 +5,7 @@ import { parseConfig } from '../../shared/config.js';
 import { localSovereign } from '../../shared/demo/sovereign.js';
 import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
 import type { PhaseProcessor } from '../../workers/context.js';
-import { processVerify } from '../../workers/verify/process.js';
+import { verifyWorker } from '../../workers/verify/process.js';
 import { runEffect } from '../chaos/support/outcomes.js';
 import { waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
@@ -77,10 +77,10 @@ describe('a production worker with the old test switches in its environment', ()
     // in the plain production worker.
     let verifyStarted = false;
     const released = new Promise<void>((resolve) => (releaseVerify = resolve));
-    const heldVerify: PhaseProcessor = async (call, deps) => {
+    const heldVerify: PhaseProcessor<'verify'> = async (call, deps) => {
       verifyStarted = true;
       await released;
-      return processVerify(call, deps);
+      return verifyWorker.process(call, deps);
     };
     await env.startFleet({ verify: heldVerify }, ['verify']);
     const worker = await startWorkerProcess(workerEnv, { phases: PHASES.filter((p) => p !== 'verify') });

@@ -1,4 +1,5 @@
 import type { Pool } from '../../shared/db/pool.js';
+import { phaseResult } from '../../shared/jobs/results.js';
 import { newRunId } from '../../shared/runs/store.js';
 
 /** What an approval binds to: the run, its target and its frozen plan hash. */
@@ -25,6 +26,10 @@ export async function insertPausedRun(pool: Pool): Promise<PausedRun> {
      VALUES ($1, 'icx-work', 'ICX-WORK', $2, 0, '{}', '{}')`,
     [runId, planSha256],
   );
-  await pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at) VALUES ($1, 'cutplan', 'completed', now())`, [runId]);
+  const result = { plan_sha256: planSha256, unit_count: 0, by_op: {}, by_transition: {}, outside_fingerprint: [] };
+  await pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at, summary) VALUES ($1, 'cutplan', 'completed', now(), $2)`, [
+    runId,
+    JSON.stringify(phaseResult('cutplan', result)),
+  ]);
   return { runId, target: 'icx-work', planSha256 };
 }
