@@ -50,7 +50,7 @@ const applyCounts = {
 export const check = z.strictObject({ name: z.string(), expected: z.unknown(), actual: z.unknown(), passed: z.boolean() });
 export type Check = z.infer<typeof check>;
 
-export const PHASE_RESULTS = {
+const RESULT_SCHEMAS = {
   precheck: z.strictObject({
     tables: z.array(z.strictObject({ table: z.string(), rows: count })),
     execution_enabled: z.boolean(),
@@ -84,7 +84,11 @@ export const PHASE_RESULTS = {
   verify: z.strictObject({ verdict: z.enum(['PASS', 'FAIL']), checks: count, failed: z.array(z.string()) }),
 } satisfies Record<Phase, z.ZodType>;
 
-export type PhaseResult<P extends Phase> = z.infer<(typeof PHASE_RESULTS)[P]>;
+type PhaseResults = { [P in Phase]: z.infer<(typeof RESULT_SCHEMAS)[P]> };
+export type PhaseResult<P extends Phase> = PhaseResults[P];
+
+/** Each phase's result schema, typed per phase (so a phase's schema parses to that phase's result). */
+export const PHASE_RESULTS: { [P in Phase]: z.ZodType<PhaseResult<P>> } = RESULT_SCHEMAS;
 
 /** What a phase reports while it runs (bytes, records), merged into its row until the result replaces it. */
 export const phaseProgress = z.strictObject({ records: count.optional(), bytes: count.optional() });
@@ -92,5 +96,5 @@ export type PhaseProgress = z.infer<typeof phaseProgress>;
 
 /** A result as it may be stored: parsed through its phase's schema (throws on anything else). */
 export function phaseResult<P extends Phase>(phase: P, value: unknown): PhaseResult<P> {
-  return PHASE_RESULTS[phase].parse(value) as PhaseResult<P>;
+  return PHASE_RESULTS[phase].parse(value);
 }
