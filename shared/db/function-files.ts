@@ -9,19 +9,18 @@ import { isPgError } from './errors.js';
  * current definition, and every migrate applies them all, after the numbered
  * migrations, in one transaction:
  *
- *  1. every function file (check_function_bodies off, so their order does
- *     not matter); one whose signature or return type changed cannot be
- *     replaced (42P13, 42809): the transaction starts over with that name's
- *     overloads dropped first;
+ *  1. every function file, in name order (a LANGUAGE sql body is checked
+ *     when it is created, so one calling another cutter function comes after
+ *     it; PL/pgSQL bodies are resolved when they run); one whose signature or
+ *     return type changed cannot be replaced (42P13, 42809): the transaction
+ *     starts over with that name's overloads dropped first;
  *  2. every trigger file (CREATE OR REPLACE TRIGGER, PostgreSQL 14+);
  *  3. triggers on governed tables calling a cutter_governance function, and
  *     functions of cutter_governance, that no file wrote in this transaction
  *     are dropped: a catalog row written by this transaction has
  *     xmin = pg_current_xact_id(). No savepoints, since a subtransaction
  *     writes under an xid of its own; never CASCADE, so anything else that
- *     depends on a stale function stops the migrate instead of vanishing;
- *  4. the bodies are checked by their languages' validators, which step 1
- *     skipped.
+ *     depends on a stale function stops the migrate instead of vanishing.
  */
 
 const FUNCTIONS_DIR = new URL('./functions/', import.meta.url);
@@ -112,7 +111,6 @@ export async function applyFunctionFiles(client: pg.ClientBase, files: FunctionF
 
 /** One attempt: the names dropped as stale, or the name of a function that must be dropped first. */
 async function applyOnce(client: pg.ClientBase, files: FunctionFiles, dropFirst: ReadonlySet<string>): Promise<string[] | string> {
-  await client.query('SET LOCAL check_function_bodies = off');
   for (const f of files.functions) {
     try {
       if (dropFirst.has(f.name)) await dropOverloads(client, f.name);
@@ -148,7 +146,6 @@ async function applyOnce(client: pg.ClientBase, files: FunctionFiles, dropFirst:
     await client.query(`DROP ROUTINE ${f.signature}`);
     dropped.push(`function ${f.signature}`);
   }
-  await validateBodies(client);
   return dropped;
 }
 
@@ -168,25 +165,6 @@ async function routines(client: pg.ClientBase, which: { name: string } | 'stale'
     [SCHEMA, which === 'stale' ? null : which.name, which === 'stale'],
   );
   return rows;
-}
-
-/** What CREATE checked nothing of with check_function_bodies off: each body, by its language's validator. */
-async function validateBodies(client: pg.ClientBase): Promise<void> {
-  await client.query('SET LOCAL check_function_bodies = on');
-  const { rows } = await client.query<{ oid: string; name: string; validator: string }>(
-    `SELECT p.oid, p.proname AS name, l.lanvalidator::regproc::text AS validator
-       FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-      WHERE p.pronamespace = $1::regnamespace AND p.xmin = pg_current_xact_id()::xid AND l.lanvalidator <> 0`,
-    [SCHEMA],
-  );
-  for (const r of rows) {
-    try {
-      // The validator's name comes from the catalog (regproc output is quoted).
-      await client.query(`SELECT ${r.validator}($1::oid)`, [r.oid]);
-    } catch (err) {
-      throw failed(`function file ${r.name}.sql`, err);
-    }
-  }
 }
 
 function failed(what: string, err: unknown): CutterError {
