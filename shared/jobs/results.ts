@@ -80,6 +80,8 @@ const RESULT_SCHEMAS = {
     z.strictObject({ mode: z.literal('live'), applied: z.literal(true), plan_sha256: sha256, ...applyCounts }),
     z.strictObject({ mode: z.literal('dry'), rehearsed: z.literal(true), rolled_back: z.literal(true), ...applyCounts }),
     z.strictObject({ mode: z.enum(['dry', 'live']), already_applied: z.literal(true), applied_at: z.string() }),
+    /** Execute committed but its job was lost with Redis: the reconciler records it from the ledger row. */
+    z.strictObject({ mode: z.literal('live'), applied: z.literal(true), plan_sha256: sha256, unit_count: count, recorded_by: z.literal('reconciler, from execution_ledger') }),
   ]),
   verify: z.strictObject({ verdict: z.enum(['PASS', 'FAIL']), checks: count, failed: z.array(z.string()) }),
 } satisfies Record<Phase, z.ZodType>;

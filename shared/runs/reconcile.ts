@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import { appendAudit } from '../audit/append.js';
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import { jobId, phasesFor, type Phase, type RunMode } from '../jobs/catalog.js';
+import { phaseResult } from '../jobs/results.js';
 import type { Logger } from '../logger.js';
 import { discardStagedSnapshot } from '../snapshot/stage.js';
 import { releaseCorpusLock } from '../targets/lock.js';
@@ -215,14 +216,19 @@ async function failLostRun(deps: ReconcileDeps, runId: string): Promise<LostRun 
   });
 }
 
-/** Execute committed but its job never completed: its phase row says so, from the ledger. */
+/** Execute committed but its job never completed: its phase row records the result, from the ledger. */
 async function closeCommittedExecute(tx: PoolClient, runId: string, ledger: { plan_sha256: string; unit_count: number; applied_at: Date }): Promise<void> {
+  const result = phaseResult('execute', {
+    mode: 'live',
+    applied: true,
+    plan_sha256: ledger.plan_sha256,
+    unit_count: ledger.unit_count,
+    recorded_by: 'reconciler, from execution_ledger',
+  });
   await tx.query(
-    `UPDATE cutter_governance.run_phase
-        SET state = 'completed', finished_at = $2,
-            summary = summary || jsonb_build_object('applied', true, 'plan_sha256', $3::text, 'unit_count', $4::int, 'recorded_by', 'reconciler from execution_ledger')
+    `UPDATE cutter_governance.run_phase SET state = 'completed', finished_at = $2, summary = $3::jsonb
       WHERE run_id = $1 AND phase = 'execute' AND state = 'active'`,
-    [runId, ledger.applied_at, ledger.plan_sha256, ledger.unit_count],
+    [runId, ledger.applied_at, JSON.stringify(result)],
   );
 }
 

@@ -72,14 +72,22 @@ export async function runView(pool: Pool, runId: string): Promise<RunView | null
   };
 }
 
-/** A phase as the view shows it: its result once completed (cutplan's fingerprint is for verify, not for people), its progress before. */
+/**
+ * A phase as the view shows it: its result once completed (cutplan's
+ * fingerprint is for verify, not for people), its progress before. A stored
+ * record its schema refuses is shown as such, not guessed at.
+ */
 function phaseSummary(rows: PhaseRow[], row: PhaseRow): Record<string, unknown> {
-  if (row.state !== 'completed') return phaseProgress.parse(row.summary);
-  if (row.phase === 'cutplan') {
-    const result = completedResult(rows, 'cutplan');
-    if (!result) return {};
-    const { outside_fingerprint, ...plan } = result;
-    return plan;
+  try {
+    if (row.state !== 'completed') return phaseProgress.parse(row.summary);
+    if (row.phase === 'cutplan') {
+      const result = completedResult(rows, 'cutplan');
+      if (!result) return {};
+      const { outside_fingerprint, ...plan } = result;
+      return plan;
+    }
+    return isPhase(row.phase) ? (completedResult(rows, row.phase) ?? {}) : {};
+  } catch (err) {
+    return { unreadable: `the stored ${row.phase} record does not match its schema: ${(err as Error).message.replace(/\s+/g, ' ').slice(0, 300)}` };
   }
-  return isPhase(row.phase) ? (completedResult(rows, row.phase) ?? {}) : {};
 }

@@ -6,6 +6,7 @@ import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
 import { reconcileOnce, RUN_LOST, RUN_LOST_AFTER_APPLY, type ReconcileDeps } from '../../shared/runs/reconcile.js';
 import { insertRun } from '../../shared/runs/store.js';
+import { runView } from '../../shared/runs/view.js';
 import type { PhaseProcessor } from '../../workers/context.js';
 import { startFleet, type StandIns, type Fleet } from '../../workers/fleet.js';
 import { runEffect } from '../chaos/support/outcomes.js';
@@ -154,6 +155,12 @@ describe('the reconciler', () => {
     const effect = await runEffect(env.db.pool, runId, before);
     expect(effect).toMatchObject({ applied: 'once', ledgerRows: 1, reapplyAttempts: 0 });
     expect((await env.db.pool.query('SELECT 1 FROM cutter_governance.corpus_lock')).rowCount).toBe(0);
+    // Execute's phase shows what the ledger says, as a result its schema reads.
+    const view = await runView(env.db.pool, runId);
+    expect(view?.phases.find((p) => p.phase === 'execute')).toMatchObject({
+      state: 'completed',
+      summary: { mode: 'live', applied: true, unit_count: 55, recorded_by: 'reconciler, from execution_ledger' },
+    });
     release();
     // The parked verify ends late; the run keeps the reconciler's verdict.
     await fleet?.close();
