@@ -20,7 +20,7 @@ import { statSnapshot, validateSnapshot, type ValidateOptions } from './validate
  * validator (validateSnapshot), the one `cutter plan` users see. A valid
  * file is read once instead of twice (the second read cost about a second
  * per million records). The keys' uniqueness is proven here: the staging
- * table has no primary key to prove it again (migration 011).
+ * table has no primary key to prove it again (shared/db/migrations/010_staging_checks_indexes.sql).
  */
 
 export interface StageArgs {

@@ -53,7 +53,7 @@ afterAll(async () => {
   await db.drop();
 });
 
-describe('format CHECKs after migration 014', () => {
+describe('format CHECKs (migration 010)', () => {
   it.each(ORIGINAL)('$constraint accepts exactly what $pattern accepted', async ({ table, constraint, column, pattern }) => {
     const { rows: defs } = await db.pool.query<{ expr: string }>(
       'SELECT pg_get_expr(conbin, conrelid) AS expr FROM pg_constraint WHERE conname = $1 AND conrelid = $2::regclass',
