@@ -71,7 +71,7 @@ export async function openCutter(h: Harness): Promise<Side> {
       active.get(job.data.runId)?.(performance.now());
       // Ends the run and the switch, so the next run's EXEC grant finds the switch free.
       await h.pool.query(`UPDATE cutter_governance.run SET status = 'succeeded' WHERE run_id = $1`, [job.data.runId]);
-      await h.pool.query(`SELECT cutter_governance.disarm_execution('bench')`);
+      await h.pool.query(`UPDATE cutter_governance.execution_switch SET enabled = false, run_id = NULL, expires_at = NULL, changed_by = 'bench'`);
       return {};
     },
     { connection: connection(h.cfg), prefix: h.prefix },

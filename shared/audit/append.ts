@@ -8,13 +8,17 @@ export interface AuditEvent {
   detail?: Record<string, unknown>;
 }
 
-/** Appends an event (inside the caller's transaction when given a client). */
+/**
+ * Appends an event (inside the caller's transaction when given a client)
+ * through cutter_governance.append_audit, which refuses the kinds only the
+ * database's own functions write (gate.released, execute.applied, …).
+ */
 export async function appendAudit(db: Pool | PoolClient, event: AuditEvent): Promise<number> {
-  const result = await db.query<{ seq: number }>(
-    `INSERT INTO cutter_governance.audit_event (seq, at, actor, kind, run_id, detail, prev_hash, hash)
-     VALUES (0, now(), $1, $2, $3, $4::jsonb, repeat('0', 64), repeat('0', 64))
-     RETURNING seq`,
-    [event.actor, event.kind, event.runId ?? null, JSON.stringify(event.detail ?? {})],
-  );
+  const result = await db.query<{ seq: number }>('SELECT cutter_governance.append_audit($1, $2, $3, $4::jsonb) AS seq', [
+    event.actor,
+    event.kind,
+    event.runId ?? null,
+    JSON.stringify(event.detail ?? {}),
+  ]);
   return result.rows[0]?.seq ?? 0;
 }

@@ -1,4 +1,5 @@
 import { appendAudit } from '../audit/append.js';
+import { isPgError } from '../db/errors.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { withExecRole } from '../grants/exec-role.js';
@@ -6,9 +7,16 @@ import type { PhaseResult } from '../jobs/results.js';
 import type { Logger } from '../logger.js';
 import { recomputePlanSha256 } from '../plan/hash.js';
 import type { SovereignPolicy } from '../approval/recheck.js';
-import { applyPlan, type ApplyCounts } from './apply.js';
 import { loadExecutionAuthority } from './authority.js';
-import { appliedAt, disarmAsExecRole, disarmSwitchForRun, lockRunExecution, markRehearsed, recordApplied, switchOnFor } from './ledger.js';
+import { appliedAt, disarmSwitchForRun, lockRunExecution, markRehearsed } from './ledger.js';
+
+/** What apply_plan writes, as it reports it. */
+interface ApplyCounts {
+  units_created: number;
+  units_updated: number;
+  versions_written: number;
+  log_rows: number;
+}
 
 /** Rolls a dry run's rehearsal back: a thrown marker carries the result out of the transaction. */
 class Rehearsed extends Error {
@@ -49,13 +57,8 @@ export async function executeRun(pool: Pool, run: { run_id: string; operator: st
       return { mode: run.mode, already_applied: true, applied_at: done.toISOString() };
     }
     const authority = await loadExecutionAuthority(client, runId, recomputePlanSha256, options.sovereign);
-    const live = authority.mode === 'live';
-    const counts = await withExecRole(client, options.execRole, () =>
-      applyUnderExecRole(client, { runId, corpus: authority.corpus, actor, live, planSha256: authority.planSha256, unitCount: authority.scope.unitCount }),
-    );
-    // Audited in the same transaction, as the application's login (the exec role may not read the chain).
-    await appendAudit(client, { actor, kind: live ? 'execute.applied' : 'execute.rehearsed', runId, detail: { ...counts, plan_sha256: authority.planSha256 } });
-    if (!live) throw new Rehearsed(counts);
+    // The apply, its proof, the ledger, the switch and the audit row: one call, as the exec role (shared/db/functions/apply_plan.sql).
+    const counts = await withExecRole(client, options.execRole, () => applyPlan(client, runId, actor));
     await options.beforeCommit?.();
     await client.query('COMMIT');
     return { mode: 'live', applied: true, plan_sha256: authority.planSha256, ...counts };
@@ -63,6 +66,7 @@ export async function executeRun(pool: Pool, run: { run_id: string; operator: st
     await client.query('ROLLBACK').catch(() => undefined);
     if (err instanceof Rehearsed) {
       await markRehearsed(pool, runId);
+      await appendAudit(pool, { actor, kind: 'execute.rehearsed', runId, detail: { ...err.counts } });
       return { mode: 'dry', rehearsed: true, rolled_back: true, ...err.counts };
     }
     if (run.mode === 'live') await afterFailedApply(pool, runId, actor, err, options.log);
@@ -93,19 +97,28 @@ async function afterFailedApply(pool: Pool, runId: string, actor: string, err: u
   }
 }
 
-/** The body of the transaction, run as the exec role: switch, drift, apply, check, ledger. */
-async function applyUnderExecRole(
-  client: PoolClient,
-  args: { runId: string; corpus: string; actor: string; live: boolean; planSha256: string; unitCount: number },
-): Promise<ApplyCounts> {
-  const { runId, corpus, actor } = args;
-  if (args.live && !(await switchOnFor(client, runId))) {
-    throw new CutterError('KILL_SWITCH_OFF', `the kill switch is off for run ${runId}: an EXEC grant for this run is needed; nothing was applied`);
+/** apply_plan's refusals, as execute names them; CX000 carries a dry run's rehearsal out. */
+const APPLY_ERRORS: Record<string, (runId: string, detail: string) => CutterError> = {
+  CX001: (runId) => new CutterError('RUN_NOT_RUNNING', `run ${runId} is not running at execute: nothing was applied`),
+  CX002: (runId) => new CutterError('EXECUTE_ALREADY_APPLIED', `run ${runId} was already applied (execution_ledger): nothing was applied again`),
+  CX003: (runId) => new CutterError('KILL_SWITCH_OFF', `the kill switch is off for run ${runId}: an EXEC grant for this run is needed; nothing was applied`),
+  CX004: (_runId, keys) => new CutterError('EXECUTE_DRIFT', `the corpus changed since the plan was made; drifted keys: ${keys}; nothing was applied`),
+  CX005: (_runId, keys) => new CutterError('EXECUTE_POSTCONDITION', `postconditions failed for ${keys}; nothing was applied`),
+  CX006: (runId) => new CutterError('PLAN_TAMPERED', `run ${runId}: the plan's items changed under the apply; nothing was applied`),
+};
+
+/** Calls apply_plan inside the caller's transaction (as the exec role); a dry run comes back as Rehearsed. */
+async function applyPlan(client: PoolClient, runId: string, actor: string): Promise<ApplyCounts> {
+  try {
+    const { rows } = await client.query<{ counts: ApplyCounts }>('SELECT cutter_governance.apply_plan($1, $2) AS counts', [runId, actor]);
+    const counts = rows[0]?.counts;
+    if (!counts) throw new Error('apply_plan returned nothing');
+    return counts;
+  } catch (err) {
+    const detail = (err as { detail?: string }).detail ?? '';
+    if (isPgError(err, 'CX000')) throw new Rehearsed(JSON.parse(detail) as ApplyCounts);
+    const code = (err as { code?: string }).code ?? '';
+    const known = APPLY_ERRORS[code];
+    throw known ? known(runId, detail) : err;
   }
-  // Preconditions checked under the row locks, the apply, and the proof of every postcondition, in one
-  // statement; it throws EXECUTE_DRIFT or EXECUTE_POSTCONDITION and the caller rolls back (./apply.ts).
-  const counts = await applyPlan(client, { runId, corpus, actor, unitCount: args.unitCount });
-  await recordApplied(client, args);
-  if (args.live) await disarmAsExecRole(client, actor);
-  return counts;
 }

@@ -5,7 +5,7 @@ import { CutterError } from '../errors.js';
 /**
  * How execute drops to the exec role: the application's login stays the
  * connection's user, and for one stretch of an open transaction it becomes
- * the exec role, so Postgres itself refuses DELETE, TRUNCATE and DDL.
+ * the exec role, which may write nothing but through apply_plan.
  *
  * SET LOCAL ends with the transaction whatever happens (COMMIT, ROLLBACK, a
  * dropped connection), so the pooled connection can never come back to the

@@ -19,28 +19,21 @@ export const ADMIN_ROLE = 'workflow_admin';
 /** Every schema whose objects the probe inspects for excess privileges. */
 export const GOVERNED_SCHEMAS = [CORPUS_SCHEMA, GOVERNANCE_SCHEMA] as const;
 
-const table = (object: string, ...privileges: TablePrivilege[]): RequiredGrant[] =>
-  privileges.map((privilege) => ({ kind: 'table', object, privilege }));
-
-/** What execute needs, and nothing more. */
+/**
+ * What execute needs, and nothing more: the exec role writes the corpus only
+ * through cutter_governance.apply_plan (SECURITY DEFINER), which applies the
+ * plan of a run whose kill switch is on, once; it holds no privilege on any
+ * table or sequence, so with the switch off (or on for another run)
+ * PostgreSQL refuses every write it could try.
+ */
 export const REQUIRED_GRANTS: readonly RequiredGrant[] = [
-  { kind: 'schema', object: 'public', privilege: 'USAGE' },
   { kind: 'schema', object: 'cutter_governance', privilege: 'USAGE' },
-  ...table('public.information_unit', 'SELECT', 'INSERT', 'UPDATE'),
-  ...table('public.unit_version', 'SELECT', 'INSERT'),
-  ...table('public.iu_lifecycle_log', 'SELECT', 'INSERT'),
-  ...table('cutter_governance.cut_change_set', 'SELECT', 'UPDATE'),
-  ...table('cutter_governance.cut_change_item', 'SELECT'),
-  ...table('cutter_governance.execution_ledger', 'SELECT', 'INSERT'),
-  ...table('cutter_governance.audit_event', 'INSERT'),
-  { kind: 'sequence', object: 'public.information_unit_id_seq', privilege: 'USAGE' },
-  { kind: 'sequence', object: 'public.iu_lifecycle_log_id_seq', privilege: 'USAGE' },
   { kind: 'function', object: 'cutter_governance.execution_enabled(text)', privilege: 'EXECUTE' },
-  { kind: 'function', object: 'cutter_governance.disarm_execution(text)', privilege: 'EXECUTE' },
+  { kind: 'function', object: 'cutter_governance.apply_plan(text,text)', privilege: 'EXECUTE' },
 ];
 
-/** Table privileges the exec role must hold on no table of a governed schema. */
-export const FORBIDDEN_TABLE_PRIVILEGES: readonly TablePrivilege[] = ['DELETE', 'TRUNCATE'];
+/** Table privileges the exec role must hold on no table of a governed schema: it writes only through apply_plan. */
+export const FORBIDDEN_TABLE_PRIVILEGES: readonly TablePrivilege[] = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'];
 
 /**
  * Role attributes the exec role must not have (pg_roles columns), with the

@@ -198,7 +198,7 @@ async function checkDatabaseAndSchemas({ db, role, c }: Step): Promise<void> {
   }
 }
 
-/** DELETE and TRUNCATE on every governed table (always shown), any other privilege beyond the matrix, ownership. */
+/** The writes (INSERT, UPDATE, DELETE, TRUNCATE) on every governed table (always shown), any other privilege beyond the matrix, ownership. */
 async function checkRelations({ db, role, c, requiredKeys }: Step): Promise<void> {
   const relations = await readRelations(db, role, GOVERNED_SCHEMAS, TABLE_PRIVILEGES, SEQUENCE_PRIVILEGES);
   const refOf = (rel: RelationFact): ObjectRef => ({

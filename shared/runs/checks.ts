@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
-import { findPostconditionFailures } from '../execute/apply.js';
+import { findPostconditionFailures } from '../execute/postconditions.js';
 import { check as checkSchema, type Check, type CorpusFingerprint } from '../jobs/results.js';
 import { countCorpus, fingerprintCorpus, fingerprintOutsideRun } from './fingerprint.js';
 
@@ -37,7 +37,7 @@ export async function liveRunChecks(
     expectedDeltas(pool, runId),
     countCorpus(pool),
     fingerprintOutsideRun(pool, runId, corpus),
-    postconditions(pool, runId, corpus),
+    findPostconditionFailures(pool, runId),
   ]);
   const checks: Check[] = [];
   for (const b of args.baseline) {
@@ -52,15 +52,6 @@ export async function liveRunChecks(
   checks.push(check('execution ledger row', 1, await ledgerRows(pool, runId)));
   checks.push(check('execution_enabled() off', false, await switchOn(pool)));
   return checks;
-}
-
-async function postconditions(pool: Pool, runId: string, corpus: string): Promise<string[]> {
-  const client = await pool.connect();
-  try {
-    return await findPostconditionFailures(client, runId, corpus);
-  } finally {
-    client.release();
-  }
 }
 
 async function expectedDeltas(pool: Pool, runId: string): Promise<Record<string, number>> {

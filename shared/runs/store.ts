@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolClient } from '../db/pool.js';
-import type { Phase, RunMode } from '../jobs/catalog.js';
+import { phasesFor, type Phase, type RunMode } from '../jobs/catalog.js';
 import { baseline as baselineSchema, phaseResult, type Baseline, type PhaseProgress, type PhaseResult } from '../jobs/results.js';
 import type { RunStatus } from './status.js';
 
@@ -105,8 +105,10 @@ export async function getPhases(db: Db, runId: string): Promise<PhaseRow[]> {
 /** A phase's claim: see claimPhase. */
 export interface ClaimedPhase {
   run: RunRow;
-  /** False: the run had already ended (a late redelivery); nothing was changed. */
+  /** False: the run had already ended (a late redelivery), or the phase is out of its run's order; nothing was changed. */
   started: boolean;
+  /** Not started although the run is in flight: the phase's turn has not come, or a later phase has begun. */
+  outOfOrder: boolean;
   /** What the phase's claimReads function returned (read after the run's lock); null without one. */
   reads: unknown;
 }
@@ -123,6 +125,12 @@ const CLAIM_READS = /^cutter_governance\.[a-z_]+$/;
  * One statement, so one round trip and one commit: the run row's lock (which
  * the approval store also takes) orders it against a concurrent approval.
  *
+ * A phase starts only in its run's order (jobs can be added, swapped or
+ * promoted by anyone with Redis write access): the phase before it in the
+ * run's mode completed, and no later phase has begun. A phase's job becomes
+ * runnable only once the job before it completed, which is after that
+ * phase's completion committed, so the claim's snapshot sees it.
+ *
  * reads: a function of the run id whose answer rides in the same statement,
  * called on the claimed row, so it runs after the row lock: a VOLATILE
  * PL/pgSQL function takes a snapshot of its own when it runs, and so sees
@@ -138,12 +146,20 @@ const CLAIM_READS = /^cutter_governance\.[a-z_]+$/;
  */
 export async function claimPhase(db: Db, runId: string, phase: Phase, reads?: ClaimReads): Promise<ClaimedPhase | null> {
   if (reads !== undefined && !CLAIM_READS.test(reads)) throw new Error(`claim reads ${reads} is not a cutter_governance function`);
-  const { rows } = await db.query<RunRow & { started: boolean; claim_reads: unknown }>(
+  const { rows } = await db.query<RunRow & { started: boolean; out_of_order: boolean; claim_reads: unknown }>(
     `WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
      claimed AS (
        UPDATE cutter_governance.run
           SET status = 'running', phase = $2, started_at = coalesce(started_at, now()), updated_at = now()
         WHERE run_id = $1 AND cutter_governance.run_in_flight(status) AND EXISTS (SELECT 1 FROM async)
+          AND EXISTS (
+            SELECT 1 FROM (SELECT CASE mode WHEN 'live' THEN $3::text[] ELSE $4::text[] END AS phases) o,
+                          LATERAL (SELECT array_position(o.phases, $2) AS pos) p
+             WHERE p.pos IS NOT NULL
+               AND (p.pos = 1 OR EXISTS (SELECT 1 FROM cutter_governance.run_phase f
+                                          WHERE f.run_id = $1 AND f.phase = o.phases[p.pos - 1] AND f.state = 'completed'))
+               AND NOT EXISTS (SELECT 1 FROM cutter_governance.run_phase f
+                                WHERE f.run_id = $1 AND f.phase = ANY (o.phases[p.pos + 1:])))
        RETURNING *
      ), phase_row AS (
        INSERT INTO cutter_governance.run_phase (run_id, phase, state)
@@ -152,15 +168,16 @@ export async function claimPhase(db: Db, runId: string, phase: Phase, reads?: Cl
          SET state = 'active', attempts = run_phase.attempts + 1, started_at = now(), finished_at = NULL,
              summary = '{}'::jsonb, error = NULL, error_code = NULL
      )
-     SELECT c.*, true AS started, ${reads === undefined ? 'NULL::jsonb' : `${reads}(c.run_id)`} AS claim_reads FROM claimed c
+     SELECT c.*, true AS started, false AS out_of_order, ${reads === undefined ? 'NULL::jsonb' : `${reads}(c.run_id)`} AS claim_reads FROM claimed c
      UNION ALL
-     SELECT r.*, false, NULL::jsonb FROM cutter_governance.run r WHERE r.run_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)`,
-    [runId, phase],
+     SELECT r.*, false, cutter_governance.run_in_flight(r.status), NULL::jsonb
+       FROM cutter_governance.run r WHERE r.run_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)`,
+    [runId, phase, phasesFor('live'), phasesFor('dry')],
   );
   const row = rows[0];
   if (!row) return null;
-  const { started, claim_reads, ...run } = row;
-  return { run, started, reads: claim_reads };
+  const { started, out_of_order, claim_reads, ...run } = row;
+  return { run, started, outOfOrder: out_of_order, reads: claim_reads };
 }
 
 /** Takes the run's row lock inside tx: the order every writer of a run's rows keeps (run, then its phase rows). */

@@ -36,7 +36,7 @@ async function decisions(runId: string): Promise<number> {
 
 describe('the approval store', () => {
   it('refuses an EXEC grant while another live run holds the switch, and takes it once that run has ended', async () => {
-    await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+    await env.db.pool.query(`UPDATE cutter_governance.execution_switch SET enabled = false, run_id = NULL, expires_at = NULL, changed_by = 'test'`);
     const holder = await pausedRun();
     const other = await pausedRun();
     await submit(holder, 'EXEC');
@@ -55,7 +55,7 @@ describe('the approval store', () => {
 
   it('of EXEC grants for two runs submitted at the same moment, stores exactly one and leaves the switch on for that run', async () => {
     for (let trial = 0; trial < 10; trial += 1) {
-      await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+      await env.db.pool.query(`UPDATE cutter_governance.execution_switch SET enabled = false, run_id = NULL, expires_at = NULL, changed_by = 'test'`);
       const runs = [await pausedRun(), await pausedRun()];
       const outcomes = await Promise.allSettled(runs.map((r) => submit(r, 'EXEC')));
       const accepted = runs.filter((_, i) => outcomes[i]?.status === 'fulfilled');

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
-import { findPostconditionFailures } from '../../shared/execute/apply.js';
+import { findPostconditionFailures } from '../../shared/execute/postconditions.js';
 import { buildPlan } from '../../shared/plan/build.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
-import { getRun } from '../../shared/runs/store.js';
+import { claimPhase } from '../../shared/runs/store.js';
 import { liveRunChecks } from '../../shared/runs/checks.js';
 import type { CorpusFingerprint } from '../../shared/jobs/results.js';
 import { fingerprintCorpus, fingerprintOutsideRun } from '../../shared/runs/fingerprint.js';
@@ -22,7 +22,7 @@ import { insertConsumedApprovals, makeKey, writeTrustedKeys } from '../support/s
 
 /**
  * Execute's guarantees, one by one, against the single apply statement
- * (shared/execute/apply.ts): every kind of drift fails EXECUTE_DRIFT naming
+ * (shared/db/functions/apply_plan.sql): every kind of drift fails EXECUTE_DRIFT naming
  * the unit, a tampered plan is refused, an unprovable postcondition fails
  * EXECUTE_POSTCONDITION, and in each case nothing is applied; a unit changed
  * by a transaction execute has to wait for is checked after the wait.
@@ -93,9 +93,9 @@ async function approve(runId: string): Promise<void> {
   );
 }
 
-/** Runs the execute processor for the run; resolves with its result or its error code and message. */
+/** Claims execute for the run and runs its processor, as a worker would; resolves with its result or its error code and message. */
 async function execute(runId: string): Promise<{ result?: Record<string, unknown>; code?: string; message?: string }> {
-  const run = await getRun(db.pool, runId);
+  const run = (await claimPhase(db.pool, runId, 'execute'))?.run;
   if (!run) throw new Error(`no run ${runId}`);
   try {
     return { result: await executeWorker.process({ run, reads: null, job: {} as never, progress: () => Promise.resolve() }, deps) };
@@ -120,17 +120,12 @@ const ledger = async (runId: string) =>
 
 describe('execute, live', () => {
   it('applies every op exactly as planned, and every postcondition holds afterwards', async () => {
-    const { runId, corpus } = await plannedRun('live');
+    const { runId } = await plannedRun('live');
     await approve(runId);
     const out = await execute(runId);
     expect(out.code, out.message).toBeUndefined();
     expect(out.result).toMatchObject({ applied: true, units_created: 1, units_updated: 3, versions_written: 3, log_rows: 4 });
-    const client = await db.pool.connect();
-    try {
-      expect(await findPostconditionFailures(client, runId, corpus)).toEqual([]);
-    } finally {
-      client.release();
-    }
+    expect(await findPostconditionFailures(db.pool, runId)).toEqual([]);
     expect(await ledger(runId)).toBe(1);
   });
 

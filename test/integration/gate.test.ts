@@ -61,7 +61,7 @@ async function store(run: PausedRun, key: TestKey, gate: 'SG_1' | 'EXEC'): Promi
 
 /** A paused run with approvals by `by`, stored as the endpoint stores them (the switch turned on by the EXEC grant). */
 async function approvedRun(by: [TestKey, 'SG_1' | 'EXEC'][]): Promise<PausedRun & { ids: number[] }> {
-  await env.db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+  await env.db.pool.query(`UPDATE cutter_governance.execution_switch SET enabled = false, run_id = NULL, expires_at = NULL, changed_by = 'test'`);
   const run = await insertPausedRun(env.db.pool);
   const ids: number[] = [];
   for (const [key, gate] of by) ids.push(await store(run, key, gate));

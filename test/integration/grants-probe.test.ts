@@ -38,7 +38,7 @@ async function probeJson(): Promise<{ code: number; result: GrantProbeResult & {
 const failing = (result: GrantProbeResult) => result.rows.filter((r) => !r.ok).map((r) => `${r.kind} ${r.object} ${r.privilege}`);
 
 describe('grant probe on a freshly migrated database', () => {
-  it('passes every row: each required grant held, DELETE/TRUNCATE absent on every governed table, no CREATE', async () => {
+  it('passes every row: each required grant held, no write (INSERT, UPDATE, DELETE, TRUNCATE) on any governed table, no CREATE', async () => {
     const result = await probeGrants(db.pool, EXEC);
     expect(failing(result)).toEqual([]);
     expect(result).toMatchObject({ ok: true, role: EXEC, missing: [], excess: [] });
@@ -51,7 +51,7 @@ describe('grant probe on a freshly migrated database', () => {
     );
     expect(tables.rows.length).toBeGreaterThan(10);
     for (const { t } of tables.rows) {
-      for (const privilege of ['DELETE', 'TRUNCATE']) {
+      for (const privilege of ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) {
         expect(result.rows).toContainEqual({ object: t, kind: 'table', privilege, expected: 'absent', actual: false, ok: true });
       }
     }
@@ -68,7 +68,9 @@ describe('grant probe on a freshly migrated database', () => {
     const probe = await runCli(['grants', 'probe'], env);
     expect(probe.code, probe.stderr).toBe(0);
     expect(probe.stdout).toMatch(/^kind\s+object\s+privilege\s+expected\s+actual\s+result$/m);
-    expect(probe.stdout).toMatch(/^table\s+public\.information_unit\s+UPDATE\s+held\s+TRUE\s+OK$/m);
+    expect(probe.stdout).toMatch(/^function\s+cutter_governance\.apply_plan\(text,text\)\s+EXECUTE\s+held\s+TRUE\s+OK$/m);
+    // The exec role writes the corpus only through apply_plan: no write grant of its own on any table.
+    expect(probe.stdout).toMatch(/^table\s+public\.information_unit\s+UPDATE\s+absent\s+FALSE\s+OK$/m);
     expect(probe.stdout).toMatch(/^table\s+public\.information_unit\s+DELETE\s+absent\s+FALSE\s+OK$/m);
     expect(probe.stdout).not.toMatch(/FAIL/);
     const rows = probe.stdout.split('\n').filter((l) => / (OK|FAIL)$/.test(l));
@@ -160,21 +162,15 @@ describe('privileges beyond the matrix', () => {
     await applyPackageAndExpectPass();
   });
 
-  it('ownership of unit_version fails the probe; the package hands it back to workflow_admin and re-grants what the matrix requires', async () => {
+  it('ownership of unit_version fails the probe; the package hands it back to workflow_admin', async () => {
     await db.pool.query(`ALTER TABLE public.unit_version OWNER TO ${EXEC}`);
     const { code, result } = await probeJson();
     expect(code).toBe(1);
     expect(failing(result)).toEqual(
-      expect.arrayContaining(['table public.unit_version OWNER', 'table public.unit_version DELETE', 'table public.unit_version TRUNCATE']),
+      expect.arrayContaining(['table public.unit_version OWNER', 'table public.unit_version INSERT', 'table public.unit_version DELETE', 'table public.unit_version TRUNCATE']),
     );
     expect(result.excess).toEqual(['ALTER TABLE "public"."unit_version" OWNER TO "workflow_admin";']);
-    // Owner privileges leave with ownership, so the required ones are granted again afterwards.
-    expect(result.missing).toEqual([
-      'GRANT SELECT ON TABLE "public"."unit_version" TO "cutter_exec";',
-      'GRANT INSERT ON TABLE "public"."unit_version" TO "cutter_exec";',
-    ]);
-    const order = result.package.indexOf('ALTER TABLE') < result.package.indexOf('GRANT SELECT');
-    expect(order).toBe(true);
+    expect(result.missing).toEqual([]);
     await applyPackageAndExpectPass();
   });
 });

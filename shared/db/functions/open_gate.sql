@@ -7,7 +7,7 @@
 -- the whole call back, so nothing is half done.
 CREATE OR REPLACE FUNCTION cutter_governance.open_gate(p_run_id text, p_ids bigint[], p_actor text, p_audit_detail jsonb)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_status text;

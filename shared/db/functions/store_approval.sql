@@ -10,7 +10,7 @@ CREATE OR REPLACE FUNCTION cutter_governance.store_approval(
   p_nonce text, p_plan_sha256 text, p_signed_utc timestamptz, p_expires_utc timestamptz,
   p_actor text, p_audit_detail jsonb)
 RETURNS TABLE (outcome text, decision_id bigint, run_status text, window_ends_at timestamptz, other_run_id text)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_status text;
