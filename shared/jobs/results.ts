@@ -14,13 +14,18 @@ const count = z.number().int().nonnegative();
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 const counts = z.record(z.string(), count);
 
-/** A corpus table's row count and content hash, as a run's proof takes it (shared/runs/fingerprint.ts). */
+/** A corpus table's row count and content hash over the run's corpus, as a run's proof takes it (shared/runs/fingerprint.ts). */
 export const corpusFingerprint = z.strictObject({ table: z.string(), rows: count, hash: z.string() });
 export type CorpusFingerprint = z.infer<typeof corpusFingerprint>;
 
-/** G0: what precheck recorded before anything happened, kept in the run row's baseline column. */
+/**
+ * G0: what precheck recorded before anything happened, kept in the run row's
+ * baseline column. `tables` covers the run's corpus only (`corpus`): its
+ * units, and the versions and log rows of those units.
+ */
 export const baseline = z.strictObject({
   taken_utc: z.string(),
+  corpus: z.string(),
   tables: z.array(corpusFingerprint),
   execution_enabled: z.boolean(),
   execution_enabled_for_run: z.boolean(),
@@ -58,7 +63,7 @@ const RESULT_SCHEMAS = {
   }),
   'grant-probe': z.strictObject({ role: z.string(), rows: count, all_hold: z.literal(true) }),
   discover: z.strictObject({ records: count, bytes: count, sha256 }),
-  /** The plan, and everything it does not cover fingerprinted, for verify's "nothing else changed". */
+  /** The plan, and everything of the run's corpus it does not cover fingerprinted, for verify's "nothing else changed". */
   cutplan: planSummary.extend({ outside_fingerprint: z.array(corpusFingerprint) }),
   'approval-gate': z.strictObject({
     /** approvals: opened now by valid approvals (decision_ids consumed in the commit that completes the phase); already: a redelivery found it open. */

@@ -10,22 +10,31 @@ const check = (name: string, expected: unknown, actual: unknown): Check => ({
   passed: JSON.stringify(expected) === JSON.stringify(actual),
 });
 
-/** Dry run: every corpus table is byte-for-byte what the baseline recorded, and nothing was applied. */
-export async function dryRunChecks(pool: Pool, runId: string, baseline: CorpusFingerprint[], baselineSwitch: boolean): Promise<Check[]> {
-  const now = await fingerprintCorpus(pool);
-  const checks = baseline.map((b) => {
+/**
+ * Dry run: the run's corpus is byte for byte what the baseline recorded, the
+ * kill switch is for this run what it was, and nothing was applied.
+ */
+export async function dryRunChecks(
+  pool: Pool,
+  args: { runId: string; corpus: string; baseline: CorpusFingerprint[]; switchForRun: boolean },
+): Promise<Check[]> {
+  const { runId, corpus } = args;
+  const now = await fingerprintCorpus(pool, corpus);
+  const checks = args.baseline.map((b) => {
     const a = now.find((t) => t.table === b.table);
     return check(`${b.table} unchanged`, { rows: b.rows, hash: b.hash }, a ? { rows: a.rows, hash: a.hash } : null);
   });
-  checks.push(check('execution_enabled() as before', baselineSwitch, await switchOn(pool)));
+  checks.push(check('execution_enabled(run) as before', args.switchForRun, await switchOn(pool, runId)));
   checks.push(check('no execution ledger row', 0, await ledgerRows(pool, runId)));
   return checks;
 }
 
 /**
- * Live run: counts are the baseline plus exactly the plan's deltas, every
- * row outside the plan is unchanged, every item's postcondition holds, the
- * ledger has the run once and the kill switch is off.
+ * Live run: the corpus's counts are its baseline plus exactly the plan's
+ * deltas, every row of the corpus outside the plan is unchanged, every
+ * item's postcondition holds, the ledger has the run once and the kill
+ * switch is off for the run. Other corpora and other runs' switch are not
+ * this run's proof: live runs on other corpora may overlap it.
  */
 export async function liveRunChecks(
   pool: Pool,
@@ -35,7 +44,7 @@ export async function liveRunChecks(
   // Independent reads, side by side (each on its own connection of the pool).
   const [deltas, now, outside, postconditionFailures] = await Promise.all([
     expectedDeltas(pool, runId),
-    countCorpus(pool),
+    countCorpus(pool, corpus),
     fingerprintOutsideRun(pool, runId, corpus),
     findPostconditionFailures(pool, runId),
   ]);
@@ -50,7 +59,7 @@ export async function liveRunChecks(
   }
   checks.push(check('every item postcondition holds', [], postconditionFailures));
   checks.push(check('execution ledger row', 1, await ledgerRows(pool, runId)));
-  checks.push(check('execution_enabled() off', false, await switchOn(pool)));
+  checks.push(check('execution_enabled(run) off', false, await switchOn(pool, runId)));
   return checks;
 }
 
@@ -66,8 +75,9 @@ async function expectedDeltas(pool: Pool, runId: string): Promise<Record<string,
   return { 'public.information_unit': r.creates, 'public.unit_version': r.bodies, 'public.iu_lifecycle_log': r.items };
 }
 
-async function switchOn(pool: Pool): Promise<boolean> {
-  const { rows } = await pool.query<{ on: boolean }>('SELECT cutter_governance.execution_enabled() AS on');
+/** The switch for this run: another live run's grant may turn it on for that run meanwhile. */
+async function switchOn(pool: Pool, runId: string): Promise<boolean> {
+  const { rows } = await pool.query<{ on: boolean }>('SELECT cutter_governance.execution_enabled($1) AS on', [runId]);
   return rows[0]?.on ?? true;
 }
 

@@ -3,8 +3,9 @@ import type { CorpusFingerprint } from '../jobs/results.js';
 
 /**
  * Table fingerprints: a row count and a content hash (md5 over the ordered
- * per-row md5 of each row's text form). Two equal fingerprints mean the table
- * holds the same rows, byte for byte.
+ * per-row md5 of each row's text form). Two equal fingerprints mean the rows
+ * they cover (a run's corpus, or a whole table for readiness) are the same,
+ * byte for byte.
  */
 
 type Db = Pool | PoolClient;
@@ -27,29 +28,38 @@ export async function listGovernedTables(db: Db): Promise<string[]> {
   return result.rows.map((r) => r.name);
 }
 
-// The statements are fixed text per table (no input reaches them); the
-// scoped forms exclude exactly the rows a run is allowed to change.
-const FULL: Record<CorpusTable, string> = {
-  'public.information_unit': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.id), '')) AS hash FROM public.information_unit t`,
-  'public.unit_version': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.unit_id, t.version), '')) AS hash FROM public.unit_version t`,
-  'public.iu_lifecycle_log': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.id), '')) AS hash FROM public.iu_lifecycle_log t`,
+// The statements are fixed text per table (no input reaches them; the
+// corpus and run id are parameters). A run's proof covers its own corpus:
+// the units with that corpus, and the versions and log rows of those units
+// (through unit_id). Other corpora belong to other runs, which the corpus
+// lock (C4) keeps out of this one. The OUTSIDE_RUN forms further exclude
+// exactly the rows the run is allowed to change.
+const CORPUS: Record<CorpusTable, string> = {
+  'public.information_unit': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.id), '')) AS hash
+      FROM public.information_unit t WHERE t.corpus = $1`,
+  'public.unit_version': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.unit_id, t.version), '')) AS hash
+      FROM public.unit_version t JOIN public.information_unit u ON u.id = t.unit_id WHERE u.corpus = $1`,
+  'public.iu_lifecycle_log': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.id), '')) AS hash
+      FROM public.iu_lifecycle_log t JOIN public.information_unit u ON u.id = t.unit_id WHERE u.corpus = $1`,
 };
 
 const OUTSIDE_RUN: Record<CorpusTable, string> = {
   'public.information_unit': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.id), '')) AS hash
       FROM public.information_unit t
-     WHERE NOT EXISTS (SELECT 1 FROM cutter_governance.cut_change_item i
-                        WHERE i.run_id = $1 AND i.key = t.key AND t.corpus = $2)`,
+     WHERE t.corpus = $1
+       AND NOT EXISTS (SELECT 1 FROM cutter_governance.cut_change_item i WHERE i.run_id = $2 AND i.key = t.key)`,
   'public.unit_version': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.unit_id, t.version), '')) AS hash
-      FROM public.unit_version t WHERE t.created_by_run IS DISTINCT FROM $1 AND $2::text IS NOT NULL`,
+      FROM public.unit_version t JOIN public.information_unit u ON u.id = t.unit_id
+     WHERE u.corpus = $1 AND t.created_by_run IS DISTINCT FROM $2`,
   'public.iu_lifecycle_log': `SELECT count(*)::bigint AS rows, md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.id), '')) AS hash
-      FROM public.iu_lifecycle_log t WHERE t.run_id IS DISTINCT FROM $1 AND $2::text IS NOT NULL`,
+      FROM public.iu_lifecycle_log t JOIN public.information_unit u ON u.id = t.unit_id
+     WHERE u.corpus = $1 AND t.run_id IS DISTINCT FROM $2`,
 };
 
 const COUNT: Record<CorpusTable, string> = {
-  'public.information_unit': 'SELECT count(*)::bigint AS rows FROM public.information_unit',
-  'public.unit_version': 'SELECT count(*)::bigint AS rows FROM public.unit_version',
-  'public.iu_lifecycle_log': 'SELECT count(*)::bigint AS rows FROM public.iu_lifecycle_log',
+  'public.information_unit': 'SELECT count(*)::bigint AS rows FROM public.information_unit t WHERE t.corpus = $1',
+  'public.unit_version': 'SELECT count(*)::bigint AS rows FROM public.unit_version t JOIN public.information_unit u ON u.id = t.unit_id WHERE u.corpus = $1',
+  'public.iu_lifecycle_log': 'SELECT count(*)::bigint AS rows FROM public.iu_lifecycle_log t JOIN public.information_unit u ON u.id = t.unit_id WHERE u.corpus = $1',
 };
 
 const TABLES = Object.keys(CORPUS_TABLES) as CorpusTable[];
@@ -65,36 +75,38 @@ function perTable<T>(each: (table: CorpusTable) => Promise<T>): Promise<T[]> {
   return Promise.all(TABLES.map(each));
 }
 
-/** Fingerprints of the whole corpus tables. */
-export async function fingerprintCorpus(db: Db): Promise<CorpusFingerprint[]> {
+async function fingerprints(db: Db, statements: Record<CorpusTable, string>, params: string[]): Promise<CorpusFingerprint[]> {
   return perTable(async (table) => {
-    const { rows } = await db.query<{ rows: number; hash: string }>(FULL[table]);
+    const { rows } = await db.query<{ rows: number; hash: string }>(statements[table], params);
     return { table, rows: rows[0]?.rows ?? 0, hash: rows[0]?.hash ?? '' };
   });
 }
 
+/** Fingerprints of one corpus: its units, and the versions and log rows of those units. */
+export async function fingerprintCorpus(db: Db, corpus: string): Promise<CorpusFingerprint[]> {
+  return fingerprints(db, CORPUS, [corpus]);
+}
+
 /**
- * Row counts of the corpus tables: what a live run's verify compares with
- * baseline + plan. Its proof that nothing else changed is the fingerprint
- * outside the plan, so it does not hash every row a second time.
+ * Row counts of one corpus, table by table: what a live run's verify
+ * compares with baseline + plan. Its proof that nothing else changed is the
+ * fingerprint outside the plan, so it does not hash every row a second time.
  */
-export async function countCorpus(db: Db): Promise<{ table: CorpusTable; rows: number }[]> {
+export async function countCorpus(db: Db, corpus: string): Promise<{ table: CorpusTable; rows: number }[]> {
   return perTable(async (table) => {
-    const { rows } = await db.query<{ rows: number }>(COUNT[table]);
+    const { rows } = await db.query<{ rows: number }>(COUNT[table], [corpus]);
     return { table, rows: rows[0]?.rows ?? 0 };
   });
 }
 
 /**
- * Fingerprints of everything a run may not touch: units outside its plan,
- * versions and log rows it did not write. Equal before and after execute
- * means the run changed nothing else.
+ * Fingerprints of everything in the run's corpus that the run may not touch:
+ * units outside its plan, versions and log rows of the corpus it did not
+ * write. Equal before and after execute means nobody changed anything else
+ * in the corpus, the run included.
  */
 export async function fingerprintOutsideRun(db: Db, runId: string, corpus: string): Promise<CorpusFingerprint[]> {
-  return perTable(async (table) => {
-    const { rows } = await db.query<{ rows: number; hash: string }>(OUTSIDE_RUN[table], [runId, corpus]);
-    return { table, rows: rows[0]?.rows ?? 0, hash: rows[0]?.hash ?? '' };
-  });
+  return fingerprints(db, OUTSIDE_RUN, [corpus, runId]);
 }
 
 /**

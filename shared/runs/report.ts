@@ -47,7 +47,8 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     '',
   ];
   if (baseline) {
-    lines.push('## Baseline (G0)', '', '| table | rows | hash |', '|---|---|---|');
+    lines.push('## Baseline (G0)', '', `Of corpus ${baseline.corpus}: its units, and the versions and log rows of those units.`, '',
+      '| table | rows | hash |', '|---|---|---|');
     for (const t of baseline.tables) lines.push(`| ${t.table} | ${t.rows} | \`${t.hash}\` |`);
     lines.push('', `execution_enabled(): ${String(baseline.execution_enabled)}; Redis durable: ${String(baseline.redis.durable)}` +
       (baseline.volatile_redis_allowed ? ' (volatile Redis allowed by CUTTER_ALLOW_VOLATILE_REDIS)' : ''), '');

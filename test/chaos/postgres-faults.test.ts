@@ -13,7 +13,7 @@ import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign
 import { jobId, PHASE_POLICY, PHASES, type Phase } from '../../shared/jobs/catalog.js';
 import type { PhaseMoment } from '../../shared/jobs/moments.js';
 import { createRedis } from '../../shared/redis.js';
-import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
+import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { hasEnded } from '../../shared/runs/status.js';
 import type { PhaseProcessor } from '../../workers/context.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/pg-server.js';
@@ -315,7 +315,7 @@ describe('PostgreSQL restarted mid-run (a private cluster)', () => {
 
   async function trial(s: Stage, body: (s: Stage, before: CorpusFingerprint) => Promise<{ runId: string; survivors: WorkerProcess[] }>): Promise<Trial> {
     try {
-      const before = await fingerprintCorpus(s.pool);
+      const before = await fingerprintCorpusTables(s.pool);
       const { runId, survivors } = await body(s, before);
       return await judge(s.pool, runId, before, survivors, s.workers);
     } finally {
@@ -335,7 +335,7 @@ describe('PostgreSQL restarted mid-run (a private cluster)', () => {
         await doomed.paused;
         await server.stopImmediate();
         await server.start();
-        expect(await fingerprintCorpus(s.pool)).toEqual(before);
+        expect(await fingerprintCorpusTables(s.pool)).toEqual(before);
         expect(alive(rest) && alive(doomed), 'worker processes died with the restart').toBe(true);
         await doomed.kill();
         const successor = await s.worker(['execute']);

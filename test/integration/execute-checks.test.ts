@@ -15,6 +15,7 @@ import { stageSnapshot } from '../../shared/snapshot/stage.js';
 import { getTarget } from '../../shared/targets/registry.js';
 import type { PhaseDeps } from '../../workers/context.js';
 import { executeWorker } from '../../workers/execute/process.js';
+import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { insertRunRow, insertTargetRow, ndjson, seedUnits, sha256, type UnitSpec } from '../support/plan-fixtures.js';
 import { waitFor } from '../support/poll.js';
@@ -157,11 +158,11 @@ describe('execute, live', () => {
       const { runId, k, corpus } = await plannedRun('live');
       await approve(runId);
       await drift(k, corpus);
-      const before = await fingerprintCorpus(db.pool);
+      const before = await fingerprintCorpusTables(db.pool);
       const out = await execute(runId);
       expect(out.code, out.message).toBe('EXECUTE_DRIFT');
       expect(out.message).toContain(`drifted keys: ${k(named)};`);
-      expect(await fingerprintCorpus(db.pool)).toEqual(before);
+      expect(await fingerprintCorpusTables(db.pool)).toEqual(before);
       expect(await ledger(runId)).toBe(0);
     });
   }
@@ -170,10 +171,10 @@ describe('execute, live', () => {
     const { runId, k } = await plannedRun('live');
     await approve(runId);
     await db.pool.query(`UPDATE cutter_governance.cut_change_item SET post_state = 'retired' WHERE run_id = $1 AND key = $2`, [runId, k('a')]);
-    const before = await fingerprintCorpus(db.pool);
+    const before = await fingerprintCorpusTables(db.pool);
     const out = await execute(runId);
     expect(out.code, out.message).toBe('PLAN_TAMPERED');
-    expect(await fingerprintCorpus(db.pool)).toEqual(before);
+    expect(await fingerprintCorpusTables(db.pool)).toEqual(before);
   });
 
   it('fails EXECUTE_POSTCONDITION for an item whose result cannot hold (no body, yet a new version), and applies nothing', async () => {
@@ -181,11 +182,11 @@ describe('execute, live', () => {
     await db.pool.query('UPDATE cutter_governance.cut_change_item SET post_version = 2 WHERE run_id = $1 AND key = $2', [runId, k('a')]);
     await refreeze(runId);
     await approve(runId);
-    const before = await fingerprintCorpus(db.pool);
+    const before = await fingerprintCorpusTables(db.pool);
     const out = await execute(runId);
     expect(out.code, out.message).toBe('EXECUTE_POSTCONDITION');
     expect(out.message).toContain(k('a'));
-    expect(await fingerprintCorpus(db.pool)).toEqual(before);
+    expect(await fingerprintCorpusTables(db.pool)).toEqual(before);
     expect(await ledger(runId)).toBe(0);
   });
 
@@ -197,11 +198,11 @@ describe('execute, live', () => {
       BEGIN UPDATE public.information_unit SET state = 'draft' WHERE id = NEW.unit_id AND key = '${k('a')}'; RETURN NULL; END $$`);
     await db.pool.query('CREATE TRIGGER test_undo AFTER INSERT ON public.iu_lifecycle_log FOR EACH ROW EXECUTE FUNCTION public.test_undo()');
     try {
-      const before = await fingerprintCorpus(db.pool);
+      const before = await fingerprintCorpusTables(db.pool);
       const out = await execute(runId);
       expect(out.code, out.message).toBe('EXECUTE_POSTCONDITION');
       expect(out.message).toContain(k('a'));
-      expect(await fingerprintCorpus(db.pool)).toEqual(before);
+      expect(await fingerprintCorpusTables(db.pool)).toEqual(before);
     } finally {
       await db.pool.query('DROP TRIGGER test_undo ON public.iu_lifecycle_log');
       await db.pool.query('DROP FUNCTION public.test_undo()');
@@ -227,11 +228,11 @@ describe('execute racing another writer', () => {
         return rows.length ? true : undefined;
       }, { deadlineMs: 20_000, stepMs: 20 });
       await writer.query('COMMIT');
-      const before = await fingerprintCorpus(db.pool);
+      const before = await fingerprintCorpusTables(db.pool);
       const out = await pending;
       expect(out.code, out.message).toBe('EXECUTE_DRIFT');
       expect(out.message).toContain(`drifted keys: ${k(named)};`);
-      expect(await fingerprintCorpus(db.pool)).toEqual(before);
+      expect(await fingerprintCorpusTables(db.pool)).toEqual(before);
     } finally {
       await writer.query('ROLLBACK').catch(() => undefined);
       writer.release();
@@ -250,10 +251,10 @@ describe('execute racing another writer', () => {
 describe('execute, dry', () => {
   it('rehearses the same statement, reports what it would write, and rolls back', async () => {
     const { runId } = await plannedRun('dry');
-    const before = await fingerprintCorpus(db.pool);
+    const before = await fingerprintCorpusTables(db.pool);
     const out = await execute(runId);
     expect(out.result).toMatchObject({ mode: 'dry', rolled_back: true, units_created: 1, units_updated: 3, versions_written: 3, log_rows: 4 });
-    expect(await fingerprintCorpus(db.pool)).toEqual(before);
+    expect(await fingerprintCorpusTables(db.pool)).toEqual(before);
     expect(await ledger(runId)).toBe(0);
   });
 
@@ -270,7 +271,7 @@ describe('verify after a live apply', () => {
   /** A run planned, with the baseline and outside-the-plan fingerprint its precheck and cutplan take, then applied. */
   async function applied(): Promise<{ runId: string; corpus: string; k: (s: string) => string; baseline: CorpusFingerprint[]; outsideAtPlan: CorpusFingerprint[] }> {
     const { runId, corpus, k } = await plannedRun('live');
-    const baseline = await fingerprintCorpus(db.pool);
+    const baseline = await fingerprintCorpus(db.pool, corpus);
     const outsideAtPlan = await fingerprintOutsideRun(db.pool, runId, corpus);
     await approve(runId);
     const out = await execute(runId);
@@ -292,10 +293,10 @@ describe('verify after a live apply', () => {
       ['public.iu_lifecycle_log outside the plan unchanged', true],
       ['every item postcondition holds', true],
       ['execution ledger row', true],
-      ['execution_enabled() off', true],
+      ['execution_enabled(run) off', true],
     ]);
-    // The counts it compares are the tables' own (baseline + 1 create, 3 versions, 4 log rows).
-    const rows = (await fingerprintCorpus(db.pool)).map((t) => t.rows);
+    // The counts it compares are the corpus's own (baseline + 1 create, 3 versions, 4 log rows).
+    const rows = (await fingerprintCorpus(db.pool, run.corpus)).map((t) => t.rows);
     expect(checks.slice(0, 3).map((c) => c.actual)).toEqual(rows);
     expect(rows).toEqual(run.baseline.map((t, i) => t.rows + [1, 3, 4][i]!));
   });
@@ -313,5 +314,19 @@ describe('verify after a live apply', () => {
       sha256('d v2'),
     ]);
     expect(await failed(run)).toEqual(['public.unit_version rows = baseline + plan', 'public.unit_version outside the plan unchanged']);
+  });
+
+  it('ignores writes to other corpora (their runs prove them)', async () => {
+    const run = await applied();
+    const other = await plannedRun('live');
+    await db.pool.query(`UPDATE information_unit SET state = 'retired' WHERE key = $1`, [other.k('d')]);
+    await db.pool.query(`INSERT INTO unit_version (unit_id, version, body, body_sha256) SELECT id, 2, 'a v2', $2 FROM information_unit WHERE key = $1`, [
+      other.k('a'),
+      sha256('a v2'),
+    ]);
+    await db.pool.query(`INSERT INTO iu_lifecycle_log (unit_id, from_state, to_state, version, actor) SELECT id, 'draft', 'enacted', 1, 'someone' FROM information_unit WHERE key = $1`, [
+      other.k('b'),
+    ]);
+    expect(await failed(run)).toEqual([]);
   });
 });

@@ -35,6 +35,7 @@ describe('a dry run', () => {
     const lock = await env.db.pool.query('SELECT 1 FROM cutter_governance.corpus_lock');
     expect(lock.rowCount).toBe(0);
     const report = await env.db.pool.query<{ report: string }>('SELECT report FROM cutter_governance.run WHERE run_id = $1', [runId]);
+    expect(report.rows[0]?.report).toContain('Of corpus ICX-WORK:');
     expect(report.rows[0]?.report).toContain('## Verification (G8)');
     expect(report.rows[0]?.report).toContain('**PASS**');
   });

@@ -9,13 +9,13 @@ import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import type { Phase, RunMode } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
 import type { CorpusFingerprint } from '../../shared/jobs/results.js';
-import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
 import { hasEnded } from '../../shared/runs/status.js';
 import { runView, type RunView } from '../../shared/runs/view.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { startFleet, type Fleet } from '../../workers/fleet.js';
 import type { PhaseResult } from '../../shared/jobs/results.js';
 import type { StandIns } from '../../workers/fleet.js';
+import { fingerprintCorpusTables } from './corpus-tables.js';
 import { createDemoDatabase, type TestDatabase } from './db.js';
 import { waitFor } from './poll.js';
 import { testQueuePrefix } from './prefix.js';
@@ -34,8 +34,9 @@ export interface RunEnv {
   sovereign: { key: TestKey; dir: string };
   fleet?: Fleet;
   startFleet: (processors?: StandIns, phases?: Phase[]) => Promise<Fleet>;
-  enqueue: (mode: RunMode, options?: { snapshot?: string; approvalWindowS?: number }) => Promise<string>;
+  enqueue: (mode: RunMode, options?: { snapshot?: string; approvalWindowS?: number; target?: string }) => Promise<string>;
   waitForEnd: (runId: string, deadlineMs?: number) => Promise<RunView>;
+  /** The corpus tables whole, every corpus: "nothing changed anywhere" (more than a run's own proof). */
   corpus: () => Promise<CorpusFingerprint[]>;
   close: () => Promise<void>;
 }
@@ -81,7 +82,7 @@ export async function createRunEnv(label: string): Promise<RunEnv> {
     enqueue: async (mode, options = {}) => {
       const { runId } = await enqueueRun(
         { pool: db.pool, redis, prefix: cfg.CUTTER_QUEUE_PREFIX },
-        { target: 'icx-work', snapshotPath: options.snapshot ?? DEMO_SNAPSHOT, mode, operator: 'tester', approvalWindowS: options.approvalWindowS ?? 3600 },
+        { target: options.target ?? 'icx-work', snapshotPath: options.snapshot ?? DEMO_SNAPSHOT, mode, operator: 'tester', approvalWindowS: options.approvalWindowS ?? 3600 },
       );
       return runId;
     },
@@ -97,7 +98,7 @@ export async function createRunEnv(label: string): Promise<RunEnv> {
         if (!seen.report) throw new Error(`run ${runId} is ${seen.status} but has no report yet`);
         return (await runView(db.pool, runId)) ?? undefined;
       }, { deadlineMs, stepMs: 20 }),
-    corpus: () => fingerprintCorpus(db.pool),
+    corpus: () => fingerprintCorpusTables(db.pool),
     close: async () => {
       await self.fleet?.close();
       redis.disconnect();

@@ -7,8 +7,9 @@ import { reachMoment } from '../../shared/jobs/moments.js';
 import type { PhaseWorker } from '../context.js';
 
 /**
- * Freezes the change set and its hash. It also fingerprints everything the
- * plan does not cover, so verify can prove that execute touched nothing else.
+ * Freezes the change set and its hash. It also fingerprints everything of
+ * the run's corpus that the plan does not cover, so verify can prove that
+ * nothing else in the corpus changed, execute included.
  */
 export const cutplanWorker: PhaseWorker<'cutplan'> = {
   process: async ({ run }, deps) => {

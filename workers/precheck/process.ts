@@ -13,8 +13,9 @@ import type { PhaseCall, PhaseDeps, PhaseWorker } from '../context.js';
 import { POSTGRES_OUTAGE_WAIT_MS } from '../phase-runner.js';
 
 /**
- * G0: the baseline every later check compares with (corpus fingerprints and
- * the kill switch), plus the early refusals: protected target, volatile Redis
+ * G0: the baseline every later check compares with (fingerprints of the
+ * run's corpus, which the corpus lock keeps other runs out of, and the kill
+ * switch), plus the early refusals: protected target, volatile Redis
  * for a live run, a backup that could not be taken, a phase nobody serves.
  */
 async function processPrecheck({ run }: PhaseCall, deps: PhaseDeps): Promise<PhaseResult<'precheck'>> {
@@ -51,9 +52,10 @@ async function processPrecheck({ run }: PhaseCall, deps: PhaseDeps): Promise<Pha
     [run.run_id],
   );
   await reachMoment('precheck.middle', run.run_id); // selftest done, no baseline yet
-  const tables = await fingerprintCorpus(deps.pool);
+  const tables = await fingerprintCorpus(deps.pool, run.corpus);
   const baseline = {
     taken_utc: new Date().toISOString(),
+    corpus: run.corpus,
     tables,
     execution_enabled: rows[0]?.any ?? false,
     execution_enabled_for_run: rows[0]?.mine ?? false,

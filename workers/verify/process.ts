@@ -9,18 +9,23 @@ import { releaseCorpusLock } from '../../shared/targets/lock.js';
 import type { PhaseWorker } from '../context.js';
 
 /**
- * G8: the database is exactly what the plan says (live) or exactly what it
- * was (dry). Writes verify_result and releases the corpus lock; the commit
- * that records the phase completed also ends the run with this verdict and
- * its report, so whoever sees the run ended sees why.
+ * G8: the run's corpus is exactly what the plan says (live) or exactly what
+ * it was (dry); other corpora are other runs' proof. Writes verify_result
+ * and releases the corpus lock; the commit that records the phase completed
+ * also ends the run with this verdict and its report, so whoever sees the
+ * run ended sees why.
  */
 export const verifyWorker: PhaseWorker<'verify'> = {
   process: async ({ run }, deps) => {
     const baseline = runBaseline(run);
     if (!baseline) throw new CutterError('BASELINE_MISSING', `run ${run.run_id} has no precheck baseline to verify against`);
+    // A baseline of another scope cannot be compared with this corpus's counts.
+    if (baseline.corpus !== run.corpus) {
+      throw new CutterError('BASELINE_SCOPE', `run ${run.run_id}: the baseline covers corpus ${baseline.corpus}, the run corpus ${run.corpus}`);
+    }
     let checks;
     if (run.mode === 'dry') {
-      checks = await dryRunChecks(deps.pool, run.run_id, baseline.tables, baseline.execution_enabled);
+      checks = await dryRunChecks(deps.pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, switchForRun: baseline.execution_enabled_for_run });
     } else {
       const plan = completedResult(await getPhases(deps.pool, run.run_id), 'cutplan');
       if (!plan) throw new CutterError('PLAN_FINGERPRINT_MISSING', `run ${run.run_id}: cutplan recorded no fingerprint`);

@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import type { Pool } from '../../../shared/db/pool.js';
-import { fingerprintCorpus } from '../../../shared/runs/fingerprint.js';
+import { fingerprintCorpusTables } from '../../support/corpus-tables.js';
 
 /**
  * The chaos suite runs a fast subset inside `npm test` and the whole of it
@@ -52,7 +52,7 @@ export function recordRunTrials(o: { group: string; fault: string; tries: number
   });
 }
 
-export type CorpusFingerprint = Awaited<ReturnType<typeof fingerprintCorpus>>;
+export type CorpusFingerprint = Awaited<ReturnType<typeof fingerprintCorpusTables>>;
 
 /** What a run left in the corpus, judged from Postgres alone. */
 export interface RunEffect {
@@ -94,7 +94,7 @@ export async function runEffect(pool: Pool, runId: string, before: CorpusFingerp
   );
   const row = rows[0];
   if (!row) throw new Error(`no run ${runId}`);
-  const unchanged = JSON.stringify(await fingerprintCorpus(pool)) === JSON.stringify(before);
+  const unchanged = JSON.stringify(await fingerprintCorpusTables(pool)) === JSON.stringify(before);
   let applied: RunEffect['applied'];
   if (row.log_rows === 0 && row.versions === 0 && unchanged) applied = 'none';
   else if (row.log_rows > row.planned || row.versions > row.planned_versions || row.ledger > 1) applied = 'double';
