@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PoolClient } from '../../shared/db/pool.js';
 import { buildPlan } from '../../shared/plan/build.js';
 import { claimPhase } from '../../shared/runs/store.js';
-import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
+import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { stageSnapshot } from '../../shared/snapshot/stage.js';
 import { requireTarget } from '../../shared/targets/registry.js';
 import { createDemoDatabase, type TestDatabase } from '../support/db.js';
@@ -86,7 +86,7 @@ async function state() {
             (SELECT count(*)::int FROM cutter_governance.audit_event) AS audit,
             (SELECT string_agg(run_id || ':' || status || ':' || unit_count, ',' ORDER BY run_id) FROM cutter_governance.cut_change_set) AS sets`,
   );
-  return { corpus: await fingerprintCorpus(db.pool), ...rows[0] };
+  return { corpus: await fingerprintCorpusTables(db.pool), ...rows[0] };
 }
 
 const PERMISSION_DENIED = '42501';
