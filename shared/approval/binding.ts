@@ -25,6 +25,7 @@ const gateRunRow = z.object({
   target: z.string(),
   status: z.string(),
   operator: z.string(),
+  enqueued_by: z.string(),
   mode: z.enum(['dry', 'live']),
   approval_window_s: z.number().int(),
   ...planColumns,
@@ -56,7 +57,7 @@ export interface GateReads {
 /** Reads the run, its frozen plan hash and scope from Postgres (one query); null when no such run. */
 export async function loadGateRun(db: Pool | PoolClient, runId: string): Promise<GateRun | null> {
   const { rows } = await db.query<Record<string, unknown>>(
-    `SELECT r.run_id, r.target, r.status, r.operator, r.mode, r.approval_window_s, c.plan_sha256, c.unit_count, c.by_transition,
+    `SELECT r.run_id, r.target, r.status, r.operator, r.enqueued_by, r.mode, r.approval_window_s, c.plan_sha256, c.unit_count, c.by_transition,
             cutter_governance.approval_window_ends_at(r.run_id) AS window_ends_at
        FROM cutter_governance.run r
        LEFT JOIN cutter_governance.cut_change_set c ON c.run_id = r.run_id
@@ -72,6 +73,7 @@ export interface ClaimedRun {
   target: string;
   status: string;
   operator: string;
+  enqueued_by: string;
   mode: 'dry' | 'live';
   approval_window_s: number;
 }
@@ -85,6 +87,7 @@ export function gateReadsFromClaim(run: ClaimedRun, reads: unknown): GateReads {
       target: run.target,
       status: run.status,
       operator: run.operator,
+      enqueued_by: run.enqueued_by,
       mode: run.mode,
       approval_window_s: run.approval_window_s,
       plan_sha256: r.plan_sha256,
@@ -103,6 +106,7 @@ function toGateRun(row: GateRunRow): GateRun {
     target: row.target,
     status: row.status,
     operator: row.operator,
+    enqueuedBy: row.enqueued_by,
     mode: row.mode,
     approvalWindowS: row.approval_window_s,
     planSha256: row.plan_sha256,

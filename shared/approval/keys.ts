@@ -2,21 +2,29 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { CutterError, coerceError } from '../errors.js';
+import { readIdentityMap } from './identities-file.js';
+import { keyIdentities } from './identity.js';
 
 /**
  * The sovereign's trusted public keys (DESIGN §3, §6): SOVEREIGN_KEYS names a
  * PEM file with one or more SPKI public keys, or a directory of `.pem` files.
- * A key's name is its file name without `.pem`; it is what the no-self-approval
- * rule compares with the run's operator.
+ * A key's name is its file name without `.pem`. Its identities (whose key it
+ * is, for the no-self-approval rule) are its name and, in a directory, what
+ * identities.json maps the name to (identities-file.ts).
  */
 
 export interface TrustedKey {
   /** First 16 hex digits of sha256 over the SPKI DER. */
   keyId: string;
   name: string;
+  /** Whose key it is, normalised (identity.ts): its name and its identities.json entry. */
+  identities: readonly string[];
   publicKey: KeyObject;
   file: string;
 }
+
+/** A key as its file holds it, before identities.json is applied. */
+type FileKey = Omit<TrustedKey, 'identities'>;
 
 export interface TrustedKeys {
   /** Where the keys came from; undefined when SOVEREIGN_KEYS is not set. */
@@ -33,7 +41,7 @@ export function keyIdOf(key: KeyObject): string {
   return createHash('sha256').update(der).digest('hex').slice(0, 16);
 }
 
-/** Loads and checks every trusted key; a bad file stops with SOVEREIGN_KEYS_INVALID naming it. */
+/** Loads and checks every trusted key; a bad key file stops with SOVEREIGN_KEYS_INVALID naming it, a bad identities.json with SOVEREIGN_IDENTITIES_INVALID. */
 export function loadTrustedKeys(source: string | undefined): Promise<TrustedKeys> {
   try {
     return Promise.resolve(readTrustedKeys(source));
@@ -48,18 +56,22 @@ function readTrustedKeys(source: string | undefined): TrustedKeys {
   // and thread-pool round trips cost more than the reads.
   const info = statSync(source, { throwIfNoEntry: false });
   if (!info) throw invalid(`SOVEREIGN_KEYS names ${source}, which does not exist`);
-  const files = info.isDirectory()
+  const directory = info.isDirectory();
+  const files = directory
     ? readdirSync(source).filter((n) => n.endsWith('.pem')).sort().map((n) => join(source, n))
     : [source];
-  const byId = new Map<string, TrustedKey>();
+  const fileKeys = new Map<string, FileKey>();
   for (const file of files) {
     for (const key of keysInFile(file)) {
-      const twin = byId.get(key.keyId);
+      const twin = fileKeys.get(key.keyId);
       if (twin) throw invalid(`the key ${key.keyId} appears twice (${twin.file} and ${key.file}): one key, one name`);
-      byId.set(key.keyId, key);
+      fileKeys.set(key.keyId, key);
     }
   }
-  if (byId.size === 0) throw invalid(`SOVEREIGN_KEYS (${source}) holds no public keys`);
+  if (fileKeys.size === 0) throw invalid(`SOVEREIGN_KEYS (${source}) holds no public keys`);
+  const mapped = directory ? readIdentityMap(source, new Set([...fileKeys.values()].map((k) => k.name))) : new Map<string, string[]>();
+  const byId = new Map<string, TrustedKey>();
+  for (const [keyId, key] of fileKeys) byId.set(keyId, { ...key, identities: keyIdentities(key.name, mapped.get(key.name)) });
   return { source, byId };
 }
 
@@ -71,9 +83,9 @@ function readTrustedKeys(source: string | undefined): TrustedKeys {
  * replaced stops counting at the next read (a stamp such as size and mtime
  * would not do: every Ed25519 PEM has the same size, and mtimes can be coarse).
  */
-const parsed = new Map<string, { text: string; keys: TrustedKey[] }>();
+const parsed = new Map<string, { text: string; keys: FileKey[] }>();
 
-function keysInFile(file: string): TrustedKey[] {
+function keysInFile(file: string): FileKey[] {
   const text = readKeyFile(file);
   const cached = parsed.get(file);
   if (cached?.text === text) return cached.keys;
@@ -90,7 +102,7 @@ function readKeyFile(file: string): string {
   }
 }
 
-function parseKeyFile(file: string, text: string): TrustedKey[] {
+function parseKeyFile(file: string, text: string): FileKey[] {
   const blocks = [...text.matchAll(PEM_BLOCK)];
   if (blocks.some((b) => (b[1] ?? '').includes('PRIVATE'))) {
     // Never load it: the private key belongs offline with the sovereign.

@@ -30,10 +30,11 @@ export async function recheckApprovals(
   policy: SovereignPolicy,
 ): Promise<ExecutionApprovals> {
   const keys = await loadTrustedKeys(policy.keysSource);
+  const enqueuedBy = await enqueuerLogin(client, run.runId);
   const rows = await listDecisions(client, run.runId, 'consumed');
   const tally = tallyDecisions(rows, {
     keys,
-    run: { ...run, status: 'running' },
+    run: { ...run, enqueuedBy, status: 'running' },
     now: new Date(),
     stage: 'execute',
     quorum: policy.quorum,
@@ -47,4 +48,16 @@ export async function recheckApprovals(
     );
   }
   return { sg1Keys: tally.sg1.map((a) => a.key.keyId), execKeys: tally.exec.map((a) => a.key.keyId) };
+}
+
+/**
+ * The login that enqueued the run, read here rather than taken from the
+ * caller: the no-self-approval rule needs it, and execute's own read of the
+ * run need not know that.
+ */
+async function enqueuerLogin(client: PoolClient, runId: string): Promise<string> {
+  const { rows } = await client.query<{ enqueued_by: string }>('SELECT enqueued_by FROM cutter_governance.run WHERE run_id = $1', [runId]);
+  const row = rows[0];
+  if (!row) throw new CutterError('EXECUTE_NOT_APPROVED', `no run ${runId}: execute did nothing`);
+  return row.enqueued_by;
 }

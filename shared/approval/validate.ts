@@ -1,6 +1,7 @@
 import { allowanceExcess, type PlanScope } from '../plan/scope.js';
 import { parseApprovalDocument, type ApprovalDocument, type PlanAllowance } from './document.js';
 import { verifyEnvelope, type ApprovalEnvelope } from './envelope.js';
+import { sharedIdentity, type RunEnqueuer } from './identity.js';
 import type { TrustedKey, TrustedKeys } from './keys.js';
 import { refusal } from './refusals.js';
 
@@ -17,11 +18,10 @@ export const CLOCK_SKEW_MS = 2 * 60 * 1000;
 export const MAX_VALIDITY_MS = 72 * 3600 * 1000;
 
 /** The run an approval must be bound to, as Postgres has it. */
-export interface RunBinding {
+export interface RunBinding extends RunEnqueuer {
   runId: string;
   target: string;
   status: string;
-  operator: string;
   planSha256: string | null;
   scope: PlanScope | null;
 }
@@ -68,7 +68,7 @@ export function verifySigned(envelope: ApprovalEnvelope, keys: TrustedKeys): Sig
   return { envelope, doc: parseApprovalDocument(envelope.document), key };
 }
 
-/** The checks against the run as Postgres has it: binding, operator, times, allowance. */
+/** The checks against the run as Postgres has it: binding, who enqueued it, times, allowance. */
 export function checkBinding(signed: SignedDocument, ctx: Omit<ValidationContext, 'keys'>): ValidApproval {
   const { run } = ctx;
   const { doc, key } = signed;
@@ -84,8 +84,12 @@ export function checkBinding(signed: SignedDocument, ctx: Omit<ValidationContext
   if (run.planSha256 === null || doc.planSha256 !== run.planSha256) {
     throw refusal('APPROVAL_PLAN_MISMATCH', `the document approves plan ${doc.planSha256}; run ${run.runId}'s plan is ${run.planSha256 ?? '(none)'}`);
   }
-  if (key.name === run.operator) {
-    throw refusal('APPROVAL_SELF_APPROVAL', `key ${key.keyId} is named ${key.name}, the operator who enqueued run ${run.runId}: no self-approval`);
+  const self = sharedIdentity(key, run);
+  if (self !== null) {
+    throw refusal(
+      'APPROVAL_SELF_APPROVAL',
+      `key ${key.keyId} (${key.name}) belongs to ${self}, who enqueued run ${run.runId} (database login ${run.enqueuedBy}, operator ${run.operator}): no self-approval`,
+    );
   }
   checkTimes(doc, ctx);
   if (doc.allowance.kind === 'plan') checkAllowanceCovers(doc.allowance, run);

@@ -1,3 +1,4 @@
+import { enqueuerIdentities, sharedIdentity, type RunEnqueuer } from '../approval/identity.js';
 import { loadTrustedKeys, type TrustedKey, type TrustedKeys } from '../approval/keys.js';
 import { listDecisions, tallyDecisions, type GateTally } from '../approval/tally.js';
 import type { Config } from '../config.js';
@@ -10,8 +11,9 @@ import { blocker, messageOf, type BlockerDraft, type PackageResult } from './typ
 
 /**
  * The approval contract (DESIGN §3): the trusted keys load, the quorum can
- * be reached without the operator's own key, and (for a named run awaiting
- * approval) which SG_1 approvals and which EXEC grant are still missing,
+ * be reached without the operator's own keys (by name or identities.json,
+ * against the operator label and the database login), and (for a named run
+ * awaiting approval) which SG_1 approvals and which EXEC grant are still missing,
  * judged by re-validating the stored ones exactly as the gate will.
  */
 
@@ -35,8 +37,11 @@ interface KeyFacts {
   blockers: BlockerDraft[];
 }
 
-/** Loads SOVEREIGN_KEYS and judges the quorum for this operator. */
-async function keyFacts(cfg: Config, operator: string): Promise<KeyFacts> {
+/** "tester and postgres": the identities of whoever enqueues, each once. */
+const identitiesOf = (enqueuer: RunEnqueuer) => enqueuerIdentities(enqueuer).join(' and ');
+
+/** Loads SOVEREIGN_KEYS and judges the quorum for whoever enqueues (operator label and database login). */
+async function keyFacts(cfg: Config, enqueuer: RunEnqueuer): Promise<KeyFacts> {
   const quorum = cfg.SOVEREIGN_QUORUM;
   const checks: string[] = [];
   const blockers: BlockerDraft[] = [];
@@ -51,23 +56,24 @@ async function keyFacts(cfg: Config, operator: string): Promise<KeyFacts> {
   } catch (err) {
     if (!(err instanceof CutterError)) throw err;
     checks.push(`SOVEREIGN_KEYS (${cfg.SOVEREIGN_KEYS}): ${err.message}`);
-    blockers.push(blocker('operator', 'SOVEREIGN_KEYS pointing at readable sovereign public keys (PEM, Ed25519, SPKI; no private keys)', err.message));
+    blockers.push(blocker('operator', 'SOVEREIGN_KEYS pointing at readable sovereign public keys (PEM, Ed25519, SPKI; no private keys), with a valid identities.json if it has one', err.message));
     return { keys, eligible: [], checks, blockers };
   }
   const all = [...keys.byId.values()];
-  const eligible = all.filter((k) => k.name !== operator);
+  const eligible = all.filter((k) => sharedIdentity(k, enqueuer) === null);
   checks.push(`SOVEREIGN_KEYS (${cfg.SOVEREIGN_KEYS}): ${all.length} Ed25519 key(s) loaded: ${all.map(keyLabel).join(', ')}`);
   const own = all.length - eligible.length;
+  const who = identitiesOf(enqueuer);
   checks.push(
-    `SOVEREIGN_QUORUM=${quorum}: ${eligible.length} key(s) may approve a run of operator ${operator}${own ? ` (${own} named ${operator} cannot: no self-approval)` : ''}; quorum ${eligible.length >= quorum ? 'reachable' : 'NOT reachable'}`,
+    `SOVEREIGN_QUORUM=${quorum}: ${eligible.length} key(s) may approve a run of operator ${enqueuer.operator} (database login ${enqueuer.enqueuedBy})${own ? ` (${own} belonging to ${who} cannot: no self-approval)` : ''}; quorum ${eligible.length >= quorum ? 'reachable' : 'NOT reachable'}`,
   );
   if (eligible.length < quorum) {
     const more = quorum - eligible.length;
     blockers.push(
       blocker(
         'sovereign',
-        `${more} more sovereign public key(s) in SOVEREIGN_KEYS, named other than ${operator}, or SOVEREIGN_QUORUM lowered to ${eligible.length || 1}`,
-        `SOVEREIGN_QUORUM=${quorum} needs ${quorum} distinct keys other than the operator's own; only ${eligible.length} are loaded`,
+        `${more} more sovereign public key(s) in SOVEREIGN_KEYS, of an identity other than ${who}, or SOVEREIGN_QUORUM lowered to ${eligible.length || 1}`,
+        `SOVEREIGN_QUORUM=${quorum} needs ${quorum} distinct keys other than the operator's own (of an identity other than ${who}); only ${eligible.length} are loaded`,
       ),
     );
   }
@@ -124,13 +130,19 @@ function pendingApprovals(ctx: RunContext, tally: GateTally, eligible: TrustedKe
   return out;
 }
 
+/** The login DATABASE_URL connects as: what a run enqueued now would record as enqueued_by. */
+async function databaseLogin(pool: Pool): Promise<string> {
+  return readOnly(pool, async (client) => (await client.query<{ login: string }>('SELECT session_user AS login')).rows[0]?.login ?? '');
+}
+
 /** Keys, quorum and the approvals still to come; the contract is runnable when keys load and the quorum is reachable. */
 export async function checkApprovalContract(input: ApprovalInput): Promise<PackageResult> {
   const { cfg, run } = input;
   const quorum = cfg.SOVEREIGN_QUORUM;
-  const operator = run?.run.operator ?? cfg.CUTTER_OPERATOR;
   try {
-    const facts = await keyFacts(cfg, operator);
+    // Without a run: the label and the login this configuration would enqueue with.
+    const enqueuer: RunEnqueuer = run ? run.gate : { operator: cfg.CUTTER_OPERATOR, enqueuedBy: await databaseLogin(input.pool) };
+    const facts = await keyFacts(cfg, enqueuer);
     const checks = [...facts.checks];
     const blockers = [...facts.blockers];
     const contractOk = facts.blockers.length === 0;
@@ -161,7 +173,7 @@ export async function checkApprovalContract(input: ApprovalInput): Promise<Packa
       name: APPROVAL_CONTRACT,
       runnable: contractOk ? 'YES' : 'NO',
       verified: contractOk
-        ? `SOVEREIGN_KEYS loaded (${facts.keys.byId.size} key(s)) and SOVEREIGN_QUORUM=${quorum} is reachable without operator ${operator}'s own key${run ? `; run ${run.run.run_id}'s stored approvals re-validated` : ''}`
+        ? `SOVEREIGN_KEYS loaded (${facts.keys.byId.size} key(s)) and SOVEREIGN_QUORUM=${quorum} is reachable without the keys of ${identitiesOf(enqueuer)}${run ? `; run ${run.run.run_id}'s stored approvals re-validated` : ''}`
         : `SOVEREIGN_KEYS / SOVEREIGN_QUORUM checked: approvals cannot be verified yet`,
       checks,
       blockers,

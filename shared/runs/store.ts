@@ -15,6 +15,8 @@ export interface RunRow {
   error_code: string | null;
   error_message: string | null;
   operator: string;
+  /** The database login that inserted the row (trigger run_enqueued_by), whatever the client sent. */
+  enqueued_by: string;
   snapshot_path: string | null;
   snapshot_sha256: string | null;
   idempotency_key: string | null;

@@ -13,6 +13,8 @@ export interface RunView {
   phase: string | null;
   verdict: 'PASS' | 'FAIL' | null;
   operator: string;
+  /** The database login that enqueued the run, as Postgres recorded it. */
+  enqueued_by: string;
   failed_phase: string | null;
   error: { code: string; message: string } | null;
   created_utc: string;
@@ -63,6 +65,7 @@ export async function runView(pool: Pool, runId: string): Promise<RunView | null
     phase: run.phase,
     verdict: run.verdict,
     operator: run.operator,
+    enqueued_by: run.enqueued_by,
     failed_phase: run.failed_phase,
     error: run.error_code ? { code: run.error_code, message: run.error_message ?? '' } : null,
     created_utc: run.created_at.toISOString(),

@@ -17,7 +17,9 @@ import { recordOutcome, trials } from './support/outcomes.js';
  * accept exactly the envelopes an independent oracle written here from §3
  * calls valid (a document of the exact grammar, bound to the run, in time,
  * covering the plan, signed over its exact bytes by a trusted key that is
- * not the operator's), refuse everything else with its own refusal errors,
+ * not the operator's by any spelling of its name, its identities.json entry,
+ * the run's database login or its operator label), refuse everything else
+ * with its own refusal errors,
  * and never throw anything else. Forgeries accepted must be 0.
  */
 
@@ -26,9 +28,15 @@ const TIMEOUT = trials(120_000, 900_000);
 
 const alice = makeKey('alice');
 const bob = makeKey('bob');
-const operatorKey = makeKey('tester'); // trusted, but named like the run's operator: no self-approval
+// Trusted, but the operator's own (FIXED_RUN: label "tester", enqueued by the database login "ops_login"): no self-approval.
+const operatorKey = makeKey('tester'); // named like the label
+const labelKey = makeKey('TESTER'); // the label, spelled otherwise
+const loginKey = makeKey('Ops_Login'); // the login, spelled otherwise
+const mappedKey = makeKey('carol'); // identities.json maps it to the login
+const IDENTITIES: Record<string, string[]> = { carol: [' OPS_LOGIN '] };
 const mallory = makeKey('mallory'); // not trusted
-const TRUSTED = [alice, bob, operatorKey];
+const TRUSTED = [alice, bob, operatorKey, labelKey, loginKey, mappedKey];
+const OWN_KEYS = [operatorKey, labelKey, loginKey, mappedKey];
 const now = FIXED_NOW;
 const run: RunBinding = { ...FIXED_RUN, scope: { ...FIXED_RUN.scope, transitions: [...FIXED_RUN.scope.transitions] } };
 const signable = { runId: run.runId, target: run.target, planSha256: run.planSha256 ?? '' };
@@ -40,7 +48,9 @@ const dir = mkdtempSync(join(tmpdir(), 'cutter-fuzz-approval-'));
 let keys: TrustedKeys;
 beforeAll(async () => {
   // Through the real loader, as the board reads SOVEREIGN_KEYS.
-  keys = await loadTrustedKeys(writeTrustedKeys(join(dir, 'trusted'), TRUSTED));
+  const trusted = writeTrustedKeys(join(dir, 'trusted'), TRUSTED);
+  writeFileSync(join(trusted, 'identities.json'), JSON.stringify(IDENTITIES));
+  keys = await loadTrustedKeys(trusted);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -80,6 +90,15 @@ function documentIsValid(doc: string): boolean {
   return list.every((x) => TRANSITIONS.includes(x)) && new Set(list).size === list.length && (run.scope?.transitions ?? []).every((x) => list.includes(x));
 }
 
+/** DESIGN §3: identities are the same when equal trimmed and lower-cased (after Unicode NFKC). */
+const sameIdentity = (a: string, b: string) => a.normalize('NFKC').trim().toLowerCase() === b.normalize('NFKC').trim().toLowerCase();
+
+/** A key belongs to its name and its identities.json entry; the run to its login and its label. */
+function ownKey(key: { name: string }): boolean {
+  const mine = [key.name, ...(IDENTITIES[key.name] ?? [])];
+  return mine.some((i) => [run.enqueuedBy, run.operator].some((r) => sameIdentity(i, r)));
+}
+
 /** True when the input is exactly a valid document signed by a trusted key that may approve this run. */
 function oracle(input: unknown): boolean {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return false;
@@ -88,7 +107,7 @@ function oracle(input: unknown): boolean {
   if (typeof document !== 'string' || typeof signature !== 'string' || typeof key_id !== 'string') return false;
   const signer = TRUSTED.find((k) => k.keyId === key_id);
   const sig = Buffer.from(signature, 'base64');
-  if (!signer || signer.name === run.operator || sig.length !== 64 || sig.toString('base64') !== signature) return false;
+  if (!signer || ownKey(signer) || sig.length !== 64 || sig.toString('base64') !== signature) return false;
   return verify(null, Buffer.from(document, 'utf8'), signer.privateKey, sig) && documentIsValid(document);
 }
 
@@ -142,7 +161,7 @@ function outcome(fault: string, t: Tally, extra = ''): void {
 const hex = (min: number, max: number) => fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: min, maxLength: max });
 const LOOKALIKES = ['а', 'е', 'о', 'ѕ', 'Ｓ', '０', '１', '\u00a0', '\u200b', '\u2028', '\ufeff', '\r', '\t', ' ', 'ǀ', '−', '：', 'É'];
 const aChar = fc.oneof(fc.constantFrom(...LOOKALIKES), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }), fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 1 }));
-const keyIds = fc.constantFrom(...[alice, bob, operatorKey, mallory].map((k) => k.keyId));
+const keyIds = fc.constantFrom(...[alice, bob, ...OWN_KEYS, mallory].map((k) => k.keyId));
 
 /** Edits of a document's text. */
 const textEdit = fc.oneof(
@@ -202,7 +221,7 @@ const docFields = fc.record({
   ),
   exec: near(fc.constant('execution_enabled=true'), fc.constantFrom('execution_enabled=TRUE', 'execution_enabled=true; max_units=1', 'max_units=500; transitions=revise')),
   nonce: near(hex(32, 32), hex(31, 33), fc.constant('A'.repeat(32))),
-  signer: near(fc.constantFrom(alice, bob), fc.constant(operatorKey)),
+  signer: near(fc.constantFrom(alice, bob), fc.constantFrom(...OWN_KEYS)),
 }).map((f) => {
   const signedMs = utcMs(f.signed_utc) ?? now.getTime();
   const fields: DocFields = {

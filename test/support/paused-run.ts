@@ -15,12 +15,22 @@ export interface PausedRun {
  */
 export async function insertPausedRun(pool: Pool): Promise<PausedRun> {
   const runId = newRunId();
-  const planSha256 = runId.slice(-6).padEnd(64, '0');
   await pool.query(
     `INSERT INTO cutter_governance.run (run_id, target, corpus, mode, operator, approval_window_s, status)
      VALUES ($1, 'icx-work', 'ICX-WORK', 'live', 'test-operator', 3600, 'awaiting_approval')`,
     [runId],
   );
+  return pauseAtGate(pool, runId);
+}
+
+/**
+ * An existing live run of the demo target icx-work (enqueued, say, with no
+ * workers serving its queues) brought to where cutplan leaves it: change set
+ * (no items), completed cutplan phase, awaiting approval.
+ */
+export async function pauseAtGate(pool: Pool, runId: string): Promise<PausedRun> {
+  const planSha256 = runId.slice(-6).padEnd(64, '0');
+  await pool.query(`UPDATE cutter_governance.run SET status = 'awaiting_approval' WHERE run_id = $1`, [runId]);
   await pool.query(
     `INSERT INTO cutter_governance.cut_change_set (run_id, target, corpus, plan_sha256, unit_count, by_op, by_transition)
      VALUES ($1, 'icx-work', 'ICX-WORK', $2, 0, '{}', '{}')`,

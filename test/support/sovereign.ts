@@ -70,6 +70,7 @@ export const FIXED_RUN = {
   target: 'icx-work',
   status: 'awaiting_approval',
   operator: 'tester',
+  enqueuedBy: 'ops_login',
   planSha256: 'cd'.repeat(32),
   scope: { unitCount: 55, transitions: ['draft->enacted', 'new->draft', 'revise'] },
 } as const satisfies RunBinding;

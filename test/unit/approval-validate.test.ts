@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { keyIdentities } from '../../shared/approval/identity.js';
 import type { TrustedKeys } from '../../shared/approval/keys.js';
 import { APPROVAL_REFUSAL_STATUS, httpStatusFor } from '../../shared/approval/refusals.js';
 import { validateSovereignApproval, type RunBinding, type ValidationStage } from '../../shared/approval/validate.js';
@@ -13,7 +14,10 @@ const stranger = makeKey('stranger');
 const keys: TrustedKeys = {
   source: '/keys',
   byId: new Map(
-    [alice, bob, operatorKey].map((k) => [k.keyId, { keyId: k.keyId, name: k.name, publicKey: createPublicKey(k.privateKey), file: `/keys/${k.name}.pem` }]),
+    [alice, bob, operatorKey].map((k) => [
+      k.keyId,
+      { keyId: k.keyId, name: k.name, identities: keyIdentities(k.name), publicKey: createPublicKey(k.privateKey), file: `/keys/${k.name}.pem` },
+    ]),
   ),
 };
 const now = FIXED_NOW;

@@ -2,6 +2,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { APPROVAL_GATES, serialiseApprovalDocument, type ApprovalGate } from '../../../shared/approval/document.js';
+import { keyIdentities, sharedIdentity } from '../../../shared/approval/identity.js';
 import { buildDocument, generateSovereignKey, readPrivateKey, signDocument } from '../../../shared/approval/sign.js';
 import { CutterError } from '../../../shared/errors.js';
 import type { TransitionKind } from '../../../shared/units/lifecycle.js';
@@ -24,6 +25,7 @@ interface RunForSigning {
   target: string;
   status: string;
   operator?: string;
+  enqueued_by?: string;
   plan: { plan_sha256: string; unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> } | null;
   approvals?: { allowance_needed: { max_units: number; transitions: string[] } | null } | null;
 }
@@ -36,7 +38,7 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
     .command('keygen')
     .description('a new Ed25519 key pair: DIR/private/NAME.pem (mode 0600) and DIR/public/NAME.pem')
     .requiredOption('--out <dir>', 'where to write the key pair')
-    .option('--name <name>', 'the key name (file name); never the operator who enqueues runs', 'sovereign')
+    .option('--name <name>', 'the key name (file name); never the name or database login of an operator who enqueues runs', 'sovereign')
     .action(async (opts: { out: string; name: string }) => {
       if (!KEY_NAME.test(opts.name)) {
         throw new CutterError('KEY_NAME_INVALID', '--name must be letters, digits, . _ @ - (at most 128)', { kind: 'bad_input' });
@@ -99,8 +101,10 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
       out('-----');
       process.stdout.write(text);
       out('-----');
-      if (run.operator !== undefined && run.operator === keyName) {
-        out(`warning: key ${keyName} is named like the run's operator: the endpoint will refuse it (no self-approval)`);
+      // The board also knows identities.json; this sees the key's name only.
+      const self = sharedIdentity({ identities: keyIdentities(keyName) }, { operator: run.operator ?? '', enqueuedBy: run.enqueued_by ?? '' });
+      if (self !== null) {
+        out(`warning: key ${keyName} is named like ${self}, who enqueued the run: the endpoint will refuse it (no self-approval)`);
       }
       await writeFile(file, `${JSON.stringify(envelope, null, 2)}\n`, { mode: 0o644 });
       out(`envelope written to ${file}`);
