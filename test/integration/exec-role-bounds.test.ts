@@ -6,7 +6,7 @@ import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { stageSnapshot } from '../../shared/snapshot/stage.js';
 import { requireTarget } from '../../shared/targets/registry.js';
 import { createDemoDatabase, type TestDatabase } from '../support/db.js';
-import { insertRunRow, insertTargetRow, ndjson, scratchDir, seedUnits } from '../support/plan-fixtures.js';
+import { insertRunRow, insertTargetRow, ndjson, recordBackupTaken, scratchDir, seedUnits } from '../support/plan-fixtures.js';
 
 /**
  * The kill switch, exactly-once and the audit chain, held by PostgreSQL
@@ -51,7 +51,8 @@ async function runAtExecute(mode: 'live' | 'dry'): Promise<{ runId: string; corp
   } finally {
     client.release();
   }
-  await claimPhase(db.pool, runId, 'execute');
+  await recordBackupTaken(db.pool, runId);
+  expect((await claimPhase(db.pool, runId, 'execute'))?.started).toBe(true);
   return { runId, corpus };
 }
 
@@ -155,6 +156,16 @@ describe('apply_plan', () => {
     await switchOnFor(runId);
     const before = await state();
     expect(await asExec('SELECT cutter_governance.apply_plan($1, $2)', [runId, 'cutter:test'])).toBe('CX002');
+    expect(await state()).toEqual(before);
+    await switchOff();
+  });
+
+  it('applies nothing for a run without a completed, verified backup, even at execute with its switch on', async () => {
+    const { runId } = await runAtExecute('live');
+    await db.pool.query(`UPDATE cutter_governance.run_phase SET state = 'failed' WHERE run_id = $1 AND phase = 'backup'`, [runId]);
+    await switchOnFor(runId);
+    const before = await state();
+    expect(await asExec('SELECT cutter_governance.apply_plan($1, $2)', [runId, 'insider'])).toBe('CX007');
     expect(await state()).toEqual(before);
     await switchOff();
   });

@@ -17,7 +17,7 @@ import type { PhaseDeps } from '../../workers/context.js';
 import { executeWorker } from '../../workers/execute/process.js';
 import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { insertRunRow, insertTargetRow, ndjson, seedUnits, sha256, type UnitSpec } from '../support/plan-fixtures.js';
+import { insertRunRow, insertTargetRow, ndjson, recordBackupTaken, seedUnits, sha256, type UnitSpec } from '../support/plan-fixtures.js';
 import { waitFor } from '../support/poll.js';
 import { insertConsumedApprovals, makeKey, writeTrustedKeys } from '../support/sovereign.js';
 
@@ -96,6 +96,7 @@ async function approve(runId: string): Promise<void> {
 
 /** Claims execute for the run and runs its processor, as a worker would; resolves with its result or its error code and message. */
 async function execute(runId: string): Promise<{ result?: Record<string, unknown>; code?: string; message?: string }> {
+  await recordBackupTaken(db.pool, runId);
   const run = (await claimPhase(db.pool, runId, 'execute'))?.run;
   if (!run) throw new Error(`no run ${runId}`);
   try {

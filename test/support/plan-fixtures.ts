@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Pool } from '../../shared/db/pool.js';
 import { ident } from '../../shared/db/pool.js';
+import { phaseResult } from '../../shared/jobs/results.js';
 
 /** Shared set-up for the target, snapshot and plan tests: rows inserted as an operator's tools would leave them. */
 
@@ -95,4 +96,25 @@ export async function digestAllTables(pool: Pool): Promise<Record<string, { rows
     out[`${t.schema}.${t.name}`] = { rows: rows[0]?.rows ?? 0, md5: rows[0]?.md5 ?? '' };
   }
   return out;
+}
+
+/**
+ * Records a run's backup phase completed with a verified backup, as the
+ * backup phase leaves it: execute may then be claimed (the phase before it
+ * completed), and apply_plan finds the backup it requires.
+ */
+export async function recordBackupTaken(pool: Pool, runId: string): Promise<void> {
+  const result = phaseResult('backup', {
+    file: `/backups/${runId}.pgdump.gpg`,
+    manifest_file: `/backups/${runId}.pgdump.gpg.manifest.json`,
+    bytes: 1,
+    sha256: sha256(runId),
+    recipient_fpr: 'F'.repeat(40),
+    verified: true,
+  });
+  await pool.query(
+    `INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at, summary) VALUES ($1, 'backup', 'completed', now(), $2)
+     ON CONFLICT (run_id, phase) DO UPDATE SET state = 'completed', finished_at = now(), summary = $2`,
+    [runId, JSON.stringify(result)],
+  );
 }

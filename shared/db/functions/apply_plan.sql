@@ -2,7 +2,10 @@
 -- (shared/execute/execution.ts calls it as the exec role, which holds no
 -- write grant on any table). SECURITY DEFINER, so PostgreSQL itself holds the
 -- line for every caller, ours or not:
---  * only a run that is running at its execute phase, only its own plan items;
+--  * only a run that is running at its execute phase, after a backup of it
+--    was taken and verified (its backup phase completed with verified true
+--    and the file's sha256: the backup result of shared/jobs/results.ts),
+--    and only its own plan items;
 --  * a live run only while the kill switch is on for exactly that run, and
 --    only once: the ledger row, the change set marked applied, the switch
 --    turned off for the run and the execute.applied audit row commit with
@@ -25,7 +28,8 @@
 --    the stored rows, so a trigger that changed one shows; with any trigger
 --    or rule on the corpus tables the full postcondition join runs as well.
 --
--- Errors (SQLSTATE): CX001 the run is not running at execute; CX002 already
+-- Errors (SQLSTATE): CX001 the run is not running at execute; CX007 no
+-- verified backup of the run; CX002 already
 -- applied (the ledger has it); CX003 kill switch off for this run; CX004
 -- drift (DETAIL: the keys); CX005 a postcondition does not hold (DETAIL: the
 -- keys); CX006 the items changed under the statement; CX000 dry run rehearsed.
@@ -45,6 +49,11 @@ BEGIN
   IF NOT FOUND OR v_run.status <> 'running' OR v_run.phase IS DISTINCT FROM 'execute' THEN
     RAISE EXCEPTION 'run % is not running at execute (%, %)', p_run_id, coalesce(v_run.status, 'unknown'), coalesce(v_run.phase, '-')
       USING ERRCODE = 'CX001';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM cutter_governance.run_phase b
+                  WHERE b.run_id = p_run_id AND b.phase = 'backup' AND b.state = 'completed'
+                    AND b.summary ->> 'verified' = 'true' AND octet_length(b.summary ->> 'sha256') = 64) THEN
+    RAISE EXCEPTION 'run % has no completed, verified backup', p_run_id USING ERRCODE = 'CX007';
   END IF;
   IF EXISTS (SELECT 1 FROM cutter_governance.execution_ledger l WHERE l.run_id = p_run_id) THEN
     RAISE EXCEPTION 'run % was already applied (execution_ledger)', p_run_id USING ERRCODE = 'CX002';
