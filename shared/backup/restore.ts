@@ -41,7 +41,16 @@ export interface RestoreResult {
  * Restores a backup after checking it: manifest, size and sha256 first (a
  * changed file is never fed to pg_restore), then decrypt straight into
  * pg_restore in one transaction, then the restored tables' fingerprints
- * against the manifest's.
+ * against the manifest's, then the re-assert (reassert.ts): nothing restored
+ * is left in flight or armed.
+ *
+ * In place (a database that holds cutter_governance), before pg_restore: the
+ * backup's audit chain is read from the file (one more decrypt, of the whole
+ * file at worst) and must not contradict the database's, and the ledger and
+ * chain are held aside (hold.ts). What a running fleet writes between the
+ * hold and pg_restore's commit is not held, and between that commit and the
+ * re-assert's the restored state stands as the backup had it: both are
+ * moments, but an in-place restore is best made with the workers stopped.
  */
 export async function restoreBackup(file: string, options: RestoreOptions): Promise<RestoreResult> {
   await stat(file).catch((err: unknown) => {

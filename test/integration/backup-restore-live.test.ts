@@ -1,7 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../shared/audit/verify.js';
+import { createBackup } from '../../shared/backup/create.js';
 import { readManifest } from '../../shared/backup/manifest.js';
+import { backupSpecFrom } from '../../shared/backup/spec.js';
+import { appendAudit } from '../../shared/audit/append.js';
+import { migrate } from '../../shared/deploy/migrate.js';
 import { restoreBackup } from '../../shared/backup/restore.js';
 import { HOLD_SCHEMA } from '../../shared/db/restore-hold.js';
 import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
@@ -237,5 +241,44 @@ describe('a restore whose chain does not continue the live one', () => {
     });
     expect(await chainOf(url)).toEqual(chain);
     expect((await armedState(url))?.hold).toBe(false);
+  });
+});
+
+describe('an in-place restore of a backup older than migration 020', () => {
+  it('applies 020 again and keeps the ledger row of a run the backup predates', async () => {
+    const old = await createDemoDatabase('restore_pre020', 'tester');
+    scratch.push(old.name);
+    try {
+      // The schema as it was before 020: the ledger still refers to the change sets.
+      await old.pool.query(
+        `ALTER TABLE cutter_governance.execution_ledger ADD CONSTRAINT execution_ledger_run_id_fkey
+           FOREIGN KEY (run_id) REFERENCES cutter_governance.cut_change_set (run_id)`,
+      );
+      await old.pool.query('DELETE FROM cutter_governance.schema_migration WHERE version = 20');
+      const backup = await createBackup(
+        backupSpecFrom({ databaseUrl: old.url, recipientFpr: env.cfg.BACKUP_GPG_FPR, outDir: env.cfg.BACKUP_DIR, gnupgHome: env.cfg.GNUPGHOME }),
+      );
+      // Since then: migrated, and a plan applied by a run the backup knows nothing of.
+      await migrate(old.url, { execRole: env.cfg.CUTTER_EXEC_ROLE });
+      await old.pool.query(
+        `INSERT INTO cutter_governance.execution_ledger (run_id, plan_sha256, unit_count) VALUES ('run-after-the-backup', repeat('b', 64), 3)`,
+      );
+      await appendAudit(old.pool, { actor: 'test', kind: 'test.after_backup', runId: 'run-after-the-backup' });
+      const chain = await chainOf(old.url);
+
+      const result = await restoreBackup(backup.file, { into: old.url, force: true, gnupgHome: env.cfg.GNUPGHOME });
+      expect(result.reasserted).toMatchObject({
+        in_place: true,
+        migrations_applied: ['020_ledger_stands_alone.sql'],
+        ledger_rows_reinserted: ['run-after-the-backup'],
+      });
+      expect(await one(old.url, 'SELECT run_id FROM cutter_governance.execution_ledger')).toEqual([{ run_id: 'run-after-the-backup' }]);
+      const after = await chainOf(old.url);
+      expect(after.slice(0, chain.length)).toEqual(chain);
+      expect(after).toHaveLength(chain.length + 1);
+      expect(await verifyAuditChain(old.pool)).toEqual({ ok: true, rows: after.length });
+    } finally {
+      await old.pool.end().catch(() => undefined);
+    }
   });
 });
