@@ -78,6 +78,7 @@ export async function reassertAfterRestore(client: pg.ClientBase, input: Reasser
   if (!(await hasRunTable(client))) return null;
   await client.query('BEGIN');
   try {
+    // The run store's helpers take a pool client; they only query, which any client does.
     const summary = await reassert(client as PoolClient, input);
     if (summary.changed) await client.query('COMMIT');
     else await client.query('ROLLBACK');
