@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import { decryptArgs, statusLines } from './gpg.js';
 import { childEnd, collectStderr, describeEnd, lastLines } from './proc.js';
 
@@ -17,11 +18,25 @@ export type DecryptOutcome =
 export async function decryptInto(
   file: string,
   gnupgHome: string | undefined,
-  consumer: { command: string; args: string[]; env?: NodeJS.ProcessEnv },
+  consumer: {
+    command: string;
+    args: string[];
+    env?: NodeJS.ProcessEnv;
+    /** Reads the consumer's output (to its end: an unread pipe stalls the consumer); ignored when absent. */
+    readOutput?: (output: Readable) => Promise<void>;
+  },
 ): Promise<DecryptOutcome> {
   // The consumer starts first and gpg writes into its stdin: a child's stdout
   // handed on would already be read by this process, which would steal data.
-  const child = spawn(consumer.command, consumer.args, { stdio: ['pipe', 'ignore', 'pipe'], env: consumer.env ?? process.env });
+  const child = spawn(consumer.command, consumer.args, {
+    stdio: ['pipe', consumer.readOutput ? 'pipe' : 'ignore', 'pipe'],
+    env: consumer.env ?? process.env,
+  });
+  // Settled at once into a value, so a reader's failure is never an unhandled rejection.
+  const readFailure = (consumer.readOutput && child.stdout ? consumer.readOutput(child.stdout) : Promise.resolve()).then(
+    () => undefined,
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
   const childEnded = childEnd(child);
   const childStderr = collectStderr(child);
   try {
@@ -30,13 +45,15 @@ export async function decryptInto(
     await childEnded;
     return { ok: false, part: 'consumer-missing', detail: `${consumer.command} could not start (${(err as NodeJS.ErrnoException).code ?? ''})` };
   }
-  const gpg = spawn('gpg', decryptArgs(gnupgHome, file), { stdio: ['ignore', child.stdin, 'pipe'] });
+  const consumerIn = child.stdin;
+  if (!consumerIn) throw new Error(`${consumer.command} was spawned without a stdin pipe`);
+  const gpg = spawn('gpg', decryptArgs(gnupgHome, file), { stdio: ['ignore', consumerIn, 'pipe'] });
   const gpgEnded = childEnd(gpg);
   const gpgStderr = collectStderr(gpg);
   // Our copy of the write end must go, or the consumer would never see the end of the data.
-  child.stdin.destroy();
+  consumerIn.destroy();
 
-  const [gpgEnd, childEndState] = await Promise.all([gpgEnded, childEnded]);
+  const [gpgEnd, childEndState, readError] = await Promise.all([gpgEnded, childEnded, readFailure]);
   if (gpgEnd.spawnError) return { ok: false, part: 'gpg-missing', detail: `gpg ${describeEnd(gpgEnd)}` };
   const gpgText = gpgStderr.toString();
   const status = statusLines(gpgText).map((s) => s.keyword);
@@ -47,5 +64,6 @@ export async function decryptInto(
   if (gpgRefused) return { ok: false, part: 'gpg', detail: `gpg ${describeEnd(gpgEnd)}: ${lastLines(gpgText)}` };
   if (!childOk) return { ok: false, part: 'consumer', detail: `${consumer.command} ${describeEnd(childEndState)}: ${lastLines(childStderr.toString())}` };
   if (!gpgOk) return { ok: false, part: 'gpg', detail: `gpg ${describeEnd(gpgEnd)}: ${lastLines(gpgText)}` };
+  if (readError) return { ok: false, part: 'consumer', detail: `reading ${consumer.command}'s output failed: ${readError.message}` };
   return { ok: true };
 }

@@ -39,6 +39,11 @@ export const BACKUP_FIXES = {
   BACKUP_DRILL_MISMATCH: 'the restored tables differ from the manifest: do not rely on this backup, take a new one',
   RESTORE_TARGET_NOT_EMPTY: 'restore into an empty (or new) database, or pass --force to replace the objects the backup contains',
   RESTORE_FAILED: "read pg_restore's error above; it ran in one transaction, so nothing was restored",
+  RESTORE_CHAIN_DIVERGED:
+    "this backup is not an earlier state of this database's audit trail (another database's, or one of the two was altered): restore it into a new database to inspect it",
+  RESTORE_NOT_PRIVILEGED:
+    'restore in place as a superuser (or a role granted SET on session_replication_role): the audit rows after the backup go back exactly as they were',
+  RESTORE_EXEC_ROLE_MISSING: 'pass the exec role (CUTTER_EXEC_ROLE): an in-place restore resets its grants as `cutter db migrate` does',
 } as const;
 
 export type BackupErrorCode = keyof typeof BACKUP_FIXES;

@@ -287,7 +287,13 @@ describe('cutter backup restore', () => {
 
       const forced = await runCli(['backup', 'restore', backupFile, '--into', busy.url, '--force'], cliEnv());
       expect(forced.code, forced.stderr).toBe(0);
-      expect(await contentOf(busy.url)).toEqual(await contentOf(db.url));
+      // In place, the restore also records itself: the source's audit rows and one backup.restored after them.
+      const { 'cutter_governance.audit_event': restoredAudit, ...restored } = await contentOf(busy.url);
+      const { 'cutter_governance.audit_event': sourceAudit, ...source } = await contentOf(db.url);
+      expect(restored).toEqual(source);
+      expect(restoredAudit?.rows).toBe((sourceAudit?.rows ?? 0) + 1);
+      const last = await busy.pool.query<{ kind: string }>('SELECT kind FROM cutter_governance.audit_event ORDER BY seq DESC LIMIT 1');
+      expect(last.rows).toEqual([{ kind: 'backup.restored' }]);
     } finally {
       await busy.pool.end().catch(() => undefined);
     }
