@@ -3,11 +3,11 @@ import { appendAudit } from '../shared/audit/append.js';
 import { isPostgresUnavailable, waitForPostgres, withTransaction } from '../shared/db/pool.js';
 import { CutterError, coerceError, errorCode } from '../shared/errors.js';
 import { disarmSwitchForRun } from '../shared/execute/ledger.js';
-import { PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
+import { jobId, PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
 import { reachMoment } from '../shared/jobs/moments.js';
 import type { Logger } from '../shared/logger.js';
 import { buildReport } from '../shared/runs/report.js';
-import { claimPhase, completePhase, failRun, lockRun, phaseProgress, saveReport } from '../shared/runs/store.js';
+import { claimPhase, completePhase, failRun, getRun, lockRun, phaseProgress, saveReport } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
 import type { PhaseDeps, PhaseWorker } from './context.js';
@@ -34,6 +34,7 @@ export function phaseRunner<P extends Phase>(phase: P, worker: PhaseWorker<P>, d
     }
     const { runId } = parsed.data;
     const log = deps.log.child({ run_id: runId, phase, attempt: job.attemptsMade + 1 });
+    if (job.id !== jobId(runId, phase)) return refuseSwappedJob(deps, job, phase, runId);
     let claimed: Awaited<ReturnType<typeof claimPhase>>;
     try {
       claimed = await claimPhase(deps.pool, runId, phase, worker.claimReads);
@@ -46,6 +47,11 @@ export function phaseRunner<P extends Phase>(phase: P, worker: PhaseWorker<P>, d
       throw new UnrecoverableError(`RUN_UNKNOWN: no run ${runId} in Postgres; ${phase} did nothing`);
     }
     const { run } = claimed;
+    if (claimed.outOfOrder) {
+      const err = new CutterError('PHASE_ANOMALY', `${phase} of run ${runId} was delivered out of its run's order (the run is at ${run.phase ?? 'no phase'}): it did nothing`);
+      await appendAudit(deps.pool, { actor: 'worker', kind: 'phase.anomaly', runId, detail: { phase, job_id: job.id ?? null, run_phase: run.phase, reason: 'out of order' } });
+      return settleFailure(deps, job, phase, runId, log, err);
+    }
     if (!claimed.started) {
       // A late re-delivery of a run that already ended: nothing to do.
       return { skipped: `run already ${run.status}` };
@@ -79,6 +85,23 @@ export function phaseRunner<P extends Phase>(phase: P, worker: PhaseWorker<P>, d
       return settleFailure(deps, job, phase, runId, log, thrown);
     }
   };
+}
+
+/**
+ * A job whose id is not `${runId}.${phase}` for the run its data names: its
+ * data was swapped or it was added by hand (Redis write access is enough for
+ * either). It does nothing for the run its data names; the anomaly is
+ * audited on that run, and the run whose job it was, when its id names one,
+ * fails closed: its flow can no longer be trusted to have run its phases.
+ */
+async function refuseSwappedJob(deps: PhaseDeps, job: Job, phase: Phase, dataRunId: string): Promise<never> {
+  const owner = job.id?.endsWith(`.${phase}`) ? job.id.slice(0, -phase.length - 1) : null;
+  await appendAudit(deps.pool, { actor: 'worker', kind: 'phase.anomaly', runId: dataRunId, detail: { phase, job_id: job.id ?? null, reason: 'job id does not name this run', job_owner: owner } });
+  const message = `${phase} job ${job.id ?? '?'} carries run ${dataRunId}, not the run its id names: it did nothing`;
+  if (owner && phaseJobData.safeParse({ runId: owner }).success && (await getRun(deps.pool, owner))) {
+    await failClosed(deps, owner, phase, new CutterError('PHASE_ANOMALY', message));
+  }
+  throw new UnrecoverableError(`PHASE_ANOMALY: ${message}`);
 }
 
 /**

@@ -46,36 +46,47 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     ...phases.map((p) => `| ${p.phase} | ${p.state} | ${p.attempts} | ${duration(p)} |`),
     '',
   ];
+  // Every section is shown: one without its record says why, never drops out.
+  const absent = (phase: Phase): string[] => {
+    const row = phases.find((p) => p.phase === phase);
+    if (!row) return [`- none: the ${phase} phase did not run`, ''];
+    if (row.state === 'failed') return [`- none: the ${phase} phase failed (${row.error_code ?? 'no code'})`, ''];
+    if (row.state === 'completed') return [`- none: its stored record is unreadable (see Unreadable records)`, ''];
+    return [`- none yet: the ${phase} phase is ${row.state}`, ''];
+  };
+  lines.push('## Baseline (G0)', '');
   if (baseline) {
-    lines.push('## Baseline (G0)', '', `Of corpus ${baseline.corpus}: its units, and the versions and log rows of those units.`, '',
-      '| table | rows | hash |', '|---|---|---|');
+    lines.push(`Of corpus ${baseline.corpus}: its units, and the versions and log rows of those units.`, '', '| table | rows | hash |', '|---|---|---|');
     for (const t of baseline.tables) lines.push(`| ${t.table} | ${t.rows} | \`${t.hash}\` |`);
     lines.push('', `execution_enabled(): ${String(baseline.execution_enabled)}; Redis durable: ${String(baseline.redis.durable)}` +
       (baseline.volatile_redis_allowed ? ' (volatile Redis allowed by CUTTER_ALLOW_VOLATILE_REDIS)' : ''), '');
-  }
-  const plan = await result('cutplan');
-  if (plan) {
-    lines.push('## Plan', '', `- plan_sha256: \`${plan.plan_sha256}\``, `- unit_count: ${plan.unit_count}`,
-      `- by_op: ${JSON.stringify(plan.by_op)}`, `- by_transition: ${JSON.stringify(plan.by_transition)}`, '');
-  }
+  } else lines.push(...absent('precheck'));
   const grants = await result('grant-probe');
-  if (grants) lines.push('## Grant probe', '', `- role ${grants.role}: ${grants.rows} rows, all hold`, '');
+  lines.push('## Grant probe', '', ...(grants ? [`- role ${grants.role}: ${grants.rows} rows, all hold`, ''] : absent('grant-probe')));
+  const plan = await result('cutplan');
+  lines.push('## Plan', '');
+  if (plan) {
+    lines.push(`- plan_sha256: \`${plan.plan_sha256}\``, `- unit_count: ${plan.unit_count}`,
+      `- by_op: ${JSON.stringify(plan.by_op)}`, `- by_transition: ${JSON.stringify(plan.by_transition)}`, '');
+  } else lines.push(...absent('cutplan'));
   const backup = await result('backup');
+  lines.push('## Backup', '');
   if (backup) {
-    lines.push('## Backup', '', `- file: ${backup.file}`, `- bytes: ${backup.bytes}`,
+    lines.push(`- file: ${backup.file}`, `- bytes: ${backup.bytes}`,
       `- sha256: \`${backup.sha256}\``, `- recipient: ${backup.recipient_fpr}`, `- verified: ${String(backup.verified)}`, '');
-  }
+  } else lines.push(...absent('backup'));
   const exec = await result('execute');
+  lines.push(run.mode === 'dry' ? '## Rehearsal (rolled back)' : '## Execution', '');
   if (exec) {
-    lines.push(run.mode === 'dry' ? '## Rehearsal (rolled back)' : '## Execution', '');
     for (const [k, v] of Object.entries(exec)) lines.push(`- ${k}: ${JSON.stringify(v)}`);
     lines.push('');
-  }
+  } else lines.push(...absent('execute'));
+  lines.push('## Verification (G8)', '');
   if (verify) {
-    lines.push('## Verification (G8)', '', '| check | expected | actual | result |', '|---|---|---|---|');
+    lines.push('| check | expected | actual | result |', '|---|---|---|---|');
     for (const c of verify.checks) lines.push(`| ${c.name} | ${cell(c.expected)} | ${cell(c.actual)} | ${c.passed ? 'PASS' : 'FAIL'} |`);
     lines.push('');
-  }
+  } else lines.push(...absent('verify'));
   if (unreadable.length) lines.push('## Unreadable records', '', ...unreadable.map((u) => `- ${u}`), '');
   lines.push(`## Verdict`, '', `**${run.verdict ?? 'none'}**`, '');
   return lines.join('\n');

@@ -224,7 +224,7 @@ describe('execute racing another writer', () => {
       await waitFor('execute to wait for the writer', async () => {
         const { rows } = await db.pool.query(
           `SELECT 1 FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO public.information_unit%'`,
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%cutter_governance.apply_plan(%'`,
         );
         return rows.length ? true : undefined;
       }, { deadlineMs: 20_000, stepMs: 20 });

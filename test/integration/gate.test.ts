@@ -182,7 +182,8 @@ describe("the gate's claim", () => {
     try {
       const decisionId = await storeUncommitted(holder, run);
       const claiming = claimPhase(env.db.pool, run.runId, 'approval-gate', GATE_READS);
-      await untilWaiting('gate_reads');
+      // The claim's statement, as pg_stat_activity shows its start (the text is cut at 1 kB).
+      await untilWaiting('WITH async AS MATERIALIZED');
       await holder.query('COMMIT');
       const claimed = await claiming;
       expect(claimed?.started).toBe(true);

@@ -146,7 +146,7 @@ describe('a live run', () => {
     await env.startFleet();
     const before = await env.corpus();
     const execute = new Queue('execute', { connection: env.redis, prefix: env.cfg.CUTTER_QUEUE_PREFIX });
-    const job = await execute.add('execute', { runId: 'run-made-up-0001' }, { attempts: 1 });
+    const job = await execute.add('execute', { runId: 'run-made-up-0001' }, { jobId: 'run-made-up-0001.execute', attempts: 1 });
     await waitFor('the job to fail', async () => ((await job.isFailed()) ? true : undefined));
     const failed = await execute.getJob(job.id ?? '');
     expect(failed?.failedReason).toMatch(/RUN_UNKNOWN/);

@@ -56,8 +56,10 @@ describe('phase results', () => {
     );
     const report = await buildReport(db.pool, run.runId);
     expect(report).toMatch(/## Unreadable records\n\n- backup result: /);
-    expect(report).not.toContain('## Backup');
-    expect(report).toContain('## Plan'); // the paused run's cutplan result still reads
+    expect(report).toContain('## Backup\n\n- none: its stored record is unreadable (see Unreadable records)');
+    expect(report).toContain(`## Plan\n\n- plan_sha256: \`${run.planSha256}\``); // the paused run's cutplan result still reads
+    // A section without its record says why instead of dropping out.
+    expect(report).toContain('## Execution\n\n- none: the execute phase did not run');
     const view = await runView(db.pool, run.runId);
     expect(view?.phases.find((p) => p.phase === 'backup')?.summary).toEqual({ unreadable: expect.stringMatching(/stored backup record does not match its schema/) as unknown });
     expect(view?.phases.find((p) => p.phase === 'cutplan')?.summary).toMatchObject({ plan_sha256: run.planSha256, unit_count: 0 });

@@ -15,8 +15,8 @@ import { startWorkerProcess, type WorkerProcess } from '../support/worker-proces
  * CUTTER_FAULT and CUTTER_TEST_DISABLE_LEDGER are read only by the crash
  * tests' preload (test/support/fault-preload.ts). A production worker started
  * with both in its environment must behave as if they were not there: no
- * pause, the plan applied once, and a second execute delivery stopped by the
- * ledger.
+ * pause, the plan applied once, and no second application by another
+ * execute delivery.
  */
 
 let env: RunEnv;
@@ -66,7 +66,7 @@ async function deliverExecuteAgain(runId: string, suffix: string): Promise<{ sta
 }
 
 describe('a production worker with the old test switches in its environment', () => {
-  it('ignores both: it never pauses, applies the plan once, and a second execute delivery finds the ledger row', async () => {
+  it('ignores both: it never pauses, applies the plan once, and another execute delivery applies nothing', async () => {
     const sovereign = localSovereign(join(env.dir, 'sovereign'));
     const workerEnv = { ...env.env, SOVEREIGN_KEYS: sovereign.keysDir, CUTTER_FAULT: 'execute.middle', CUTTER_TEST_DISABLE_LEDGER: 'true' };
     const cfg = parseConfig(workerEnv);
@@ -97,11 +97,11 @@ describe('a production worker with the old test switches in its environment', ()
     expect(applied.log).toBeGreaterThan(0);
     const afterApply = await env.corpus();
 
-    // A second delivery while the run is in flight: the ledger makes it a no-op.
+    // A second execute delivery while the run is in flight, added by hand: it is not the run's own
+    // job (its id says so) and execute has already run, so it does nothing at all.
     const second = await deliverExecuteAgain(runId, 'again');
-    expect(second.failedReason).toBeUndefined();
-    expect(second.state).toBe('completed');
-    expect(second.returnvalue).toMatchObject({ mode: 'live', already_applied: true });
+    expect(second.state).toBe('failed');
+    expect(second.failedReason).toMatch(/PHASE_ANOMALY/);
     expect(await lifecycleRows(runId)).toEqual(applied);
     expect(await env.corpus()).toEqual(afterApply);
 
@@ -112,9 +112,9 @@ describe('a production worker with the old test switches in its environment', ()
     const effect = await runEffect(env.db.pool, runId, before);
     expect(effect).toMatchObject({ applied: 'once', ledgerRows: 1, reapplyAttempts: 0 });
 
-    // And one more after the run ended: it ends without touching anything.
+    // And one more after the run ended: refused the same way, touching nothing.
     const late = await deliverExecuteAgain(runId, 'late');
-    expect(late.state).toBe('completed');
+    expect(late.state).toBe('failed');
     expect(await lifecycleRows(runId)).toEqual(applied);
     expect(await env.corpus()).toEqual(afterApply);
 
