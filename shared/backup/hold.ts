@@ -1,5 +1,7 @@
 import type pg from 'pg';
+import { ident } from '../db/pool.js';
 import { HOLD, HOLD_SCHEMA, readRestoreHold, type RestoreHold } from '../db/restore-hold.js';
+import { APP_ROLE } from '../grants/matrix.js';
 
 /**
  * The hold of an in-place restore (shared/db/restore-hold.ts): before
@@ -46,6 +48,11 @@ export async function takeHold(client: pg.ClientBase, backup: { file: string; sh
            seq bigint PRIMARY KEY, at timestamptz NOT NULL, actor text NOT NULL, kind text NOT NULL, run_id text,
            detail jsonb NOT NULL, prev_hash text NOT NULL, hash text NOT NULL)`,
       );
+      // `cutter audit verify`, run as the application's role, must see that a restore did not finish.
+      if ((await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE])).rowCount) {
+        await client.query(`GRANT USAGE ON SCHEMA ${HOLD} TO ${ident(APP_ROLE)}`);
+        await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA ${HOLD} TO ${ident(APP_ROLE)}`);
+      }
     }
     await client.query(
       `INSERT INTO ${HOLD}.execution_ledger (run_id, plan_sha256, unit_count, applied_at)

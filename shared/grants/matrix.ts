@@ -32,6 +32,30 @@ export const REQUIRED_GRANTS: readonly RequiredGrant[] = [
   { kind: 'function', object: 'cutter_governance.apply_plan(text,text)', privilege: 'EXECUTE' },
 ];
 
+/**
+ * The application's role: what the workers, the board and the operators'
+ * CLI connect as (their logins are this role or members of it), never a
+ * superuser, so the database's own guarantees hold against them too. It
+ * reads everything (fingerprints, pg_dump, readiness), calls the
+ * cutter_governance functions, may SET ROLE to the exec role for execute,
+ * and writes only the governance rows below: never the corpus, the ledger,
+ * the audit chain, the kill switch or an approval except through the
+ * functions that own them (execute's apply_plan, store_approval, open_gate,
+ * append_audit, disarm_execution).
+ */
+export const APP_ROLE = 'cutter_app';
+
+export const APP_WRITES: Readonly<Record<string, readonly TablePrivilege[]>> = {
+  'cutter_governance.run': ['INSERT', 'UPDATE'],
+  'cutter_governance.run_phase': ['INSERT', 'UPDATE'],
+  'cutter_governance.target_registry': ['INSERT'],
+  'cutter_governance.corpus_lock': ['INSERT', 'UPDATE', 'DELETE'],
+  'cutter_governance.snapshot_record': ['INSERT', 'DELETE'],
+  'cutter_governance.cut_change_set': ['INSERT', 'UPDATE'],
+  'cutter_governance.cut_change_item': ['INSERT'],
+  'cutter_governance.verify_result': ['INSERT', 'UPDATE'],
+};
+
 /** Table privileges the exec role must hold on no table of a governed schema: it writes only through apply_plan. */
 export const FORBIDDEN_TABLE_PRIVILEGES: readonly TablePrivilege[] = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'];
 

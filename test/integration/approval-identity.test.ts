@@ -126,7 +126,7 @@ afterEach(async () => {
     await failRun(db.pool, { runId, phase: 'approval-gate', code: 'TEST_DONE', message: 'test over' });
     await releaseCorpusLock(db.pool, runId);
   }
-  await db.pool.query(`SELECT cutter_governance.disarm_execution('test')`);
+  await db.pool.query(`UPDATE cutter_governance.execution_switch SET enabled = false, run_id = NULL, expires_at = NULL, changed_by = 'test'`);
 });
 
 /** A live run enqueued through the real enqueue path, connected as the ops login, under an operator label; paused at SG_1. */

@@ -81,15 +81,16 @@ describe('an SG_1 quorum of two keys', () => {
     const queue = new Queue('execute', { connection: env.redis, prefix: env.cfg.CUTTER_QUEUE_PREFIX });
     const job = await queue.add('execute', { runId }, { attempts: 1 });
     await waitFor('the hand-added job to fail', async () => ((await job.isFailed()) ? true : undefined));
-    expect((await queue.getJob(job.id ?? ''))?.failedReason).toMatch(/EXECUTE_NOT_APPROVED/);
+    // Not the run's own job (its id is not `${runId}.execute`): it does nothing, and the anomaly is on record.
+    expect((await queue.getJob(job.id ?? ''))?.failedReason).toMatch(/PHASE_ANOMALY/);
     await queue.close();
 
     expect(await env.corpus()).toEqual(before);
     const ledger = await env.db.pool.query('SELECT 1 FROM cutter_governance.execution_ledger WHERE run_id = $1', [runId]);
     expect(ledger.rowCount).toBe(0);
-    expect(await switchOn(runId)).toBe(false);
-    const view = await env.waitForEnd(runId);
-    expect(view.status).toBe('failed');
-    expect(view.error?.code).toBe('EXECUTE_NOT_APPROVED');
+    const anomaly = await env.db.pool.query(`SELECT 1 FROM cutter_governance.audit_event WHERE kind = 'phase.anomaly' AND run_id = $1`, [runId]);
+    expect(anomaly.rowCount).toBe(1);
+    // The run itself is as it was: paused, waiting for its second SG_1 key.
+    expect((await env.db.pool.query<{ status: string }>('SELECT status FROM cutter_governance.run WHERE run_id = $1', [runId])).rows[0]?.status).toBe('awaiting_approval');
   }, 120_000);
 });

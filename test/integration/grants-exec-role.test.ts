@@ -52,13 +52,14 @@ describe('withExecRole: execute runs as the exec role and Postgres enforces the 
     });
   });
 
-  it('SELECT, INSERT and UPDATE on information_unit work under the exec role', async () => {
-    expect(await asExec(`SELECT count(*) FROM public.information_unit`)).toBe('ok');
-    expect(await asExec(`INSERT INTO public.information_unit (corpus, key, state, current_version) VALUES ('ICX-T', 'ICX-T/002', 'draft', 1)`)).toBe('ok');
-    expect(await asExec(`UPDATE public.information_unit SET state = 'enacted' WHERE key = 'ICX-T/001'`)).toBe('ok');
+  it('the exec role may ask whether the switch is on, and nothing else of any table', async () => {
+    expect(await asExec(`SELECT cutter_governance.execution_enabled('any-run')`)).toBe('ok');
   });
 
   it.each([
+    ['SELECT on information_unit', `SELECT count(*) FROM public.information_unit`],
+    ['INSERT into information_unit', `INSERT INTO public.information_unit (corpus, key, state, current_version) VALUES ('ICX-T', 'ICX-T/002', 'draft', 1)`],
+    ['UPDATE of information_unit', `UPDATE public.information_unit SET state = 'enacted' WHERE key = 'ICX-T/001'`],
     ['DELETE on information_unit', `DELETE FROM public.information_unit WHERE key = 'ICX-T/001'`],
     ['TRUNCATE of information_unit', 'TRUNCATE public.information_unit CASCADE'],
     ['TRUNCATE of iu_lifecycle_log', 'TRUNCATE public.iu_lifecycle_log'],

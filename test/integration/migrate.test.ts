@@ -111,6 +111,7 @@ describe('cutter db migrate', () => {
     expect(result.squashed).toEqual({ replaced: SQUASHED.replaced.map((r) => r.name), by: ['010_staging_checks_indexes.sql'] });
     expect(result.routines.recreated).toEqual(['store_approval']);
     expect(result.routines.dropped).toEqual([
+      'function cutter_governance.disarm_execution(p_actor text)',
       'function cutter_governance.gate_handoff(p_run_id text)',
       'function cutter_governance.open_gate(p_run_id text, p_ids bigint[], p_actor text, p_audit_detail jsonb, p_phase_summary jsonb, p_claimed boolean, p_started_at timestamp with time zone, p_judged jsonb)',
     ]);

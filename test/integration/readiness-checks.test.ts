@@ -6,6 +6,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { demoBody } from '../../shared/demo/corpus.js';
+import { APP_ROLE } from '../../shared/grants/matrix.js';
 import { PHASES } from '../../shared/jobs/catalog.js';
 import type { Readiness } from '../../shared/readiness/types.js';
 import { createRedis, redisDurability } from '../../shared/redis.js';
@@ -38,7 +39,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cutter-readiness-checks-'));
   gpgKey = createTestKey();
   env = {
-    DATABASE_URL: db.url,
+    // Readiness runs as the operator's CLI does: as the application's role, not a superuser.
+    DATABASE_URL: db.appUrl,
     REDIS_URL: inject('redisUrl'),
     CUTTER_QUEUE_PREFIX: testQueuePrefix('rdc'),
     BACKUP_GPG_FPR: gpgKey.fpr,
@@ -131,8 +133,8 @@ describe('a deployment where nothing runs', () => {
   });
 
   it('a quorum the keys cannot reach is a sovereign blocker; the operator\'s own keys (label or database login, any spelling) do not count', async () => {
-    const { rows } = await db.pool.query<{ login: string }>('SELECT session_user AS login');
-    const login = rows[0]?.login ?? '';
+    // Readiness connects as the application's login (env above): that is the operator's login here.
+    const login = APP_ROLE;
     const keys = writeTrustedKeys(join(dir, 'keys-with-own'), [makeKey('sovereign-a'), makeKey('TESTER'), makeKey(login.toUpperCase())]);
     const { report } = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT], { SOVEREIGN_KEYS: keys, SOVEREIGN_QUORUM: '2' });
     expect(report.packages.find((p) => p.name === 'approval contract')?.runnable).toBe('NO');
@@ -145,16 +147,16 @@ describe('a deployment where nothing runs', () => {
 
 describe('a grant taken from the exec role', () => {
   it('is a workflow_admin blocker carrying the GRANT package; applying that package clears it', async () => {
-    await db.pool.query('REVOKE INSERT ON public.unit_version FROM cutter_exec');
+    await db.pool.query('REVOKE EXECUTE ON FUNCTION cutter_governance.apply_plan(text, text) FROM cutter_exec');
     const { code, report } = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT]);
     expect(code).toBe(0);
     expect(report.packages.find((p) => p.name === 'grant probe')?.runnable).toBe('NO');
     const grant = report.blockers.find((b) => b.package === 'grant probe');
     expect(grant).toMatchObject({ owner: 'workflow_admin', blocking: true, form: expect.stringMatching(/^the GRANT package below, applied by workflow_admin/) as string });
-    expect(grant?.attachment).toContain('GRANT INSERT ON TABLE "public"."unit_version" TO "cutter_exec";');
+    expect(grant?.attachment).toContain('GRANT EXECUTE ON FUNCTION "cutter_governance"."apply_plan"(text,text) TO "cutter_exec";');
 
     const md = await runCli(['readiness', '--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT], env);
-    expect(md.stdout).toContain('   GRANT INSERT ON TABLE "public"."unit_version" TO "cutter_exec";');
+    expect(md.stdout).toContain('   GRANT EXECUTE ON FUNCTION "cutter_governance"."apply_plan"(text,text) TO "cutter_exec";');
 
     expect(await psql(db.url, grant?.attachment ?? '')).toEqual({ code: 0, stderr: '' });
     const after = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT]);

@@ -54,7 +54,8 @@ beforeAll(async () => {
   sovereign = makeKey('sovereign-a');
   sovereignDir = join(dir, 'sovereign-keys');
   env = {
-    DATABASE_URL: db.url,
+    // Readiness runs as the operator's CLI does: as the application's role, not a superuser.
+    DATABASE_URL: db.appUrl,
     REDIS_URL: inject('redisUrl'),
     CUTTER_QUEUE_PREFIX: testQueuePrefix('rdy'),
     // The backup key is named, but GNUPGHOME does not hold it yet.

@@ -4,12 +4,16 @@ import { inject } from 'vitest';
 import { createPool, ident, type Pool } from '../../shared/db/pool.js';
 import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import { pollStep } from './poll.js';
-import { withDatabase } from './services.js';
+import { APP_ROLE } from '../../shared/grants/matrix.js';
+import { asApplication, withDatabase } from './services.js';
 
 /** A database of its own for one test file, cloned from the migrated template. */
 export interface TestDatabase {
   name: string;
+  /** As the superuser: for the tests' own set-up and checks. */
   url: string;
+  /** As the application's role (cutter_app, no superuser): what the workers, the board and the CLI under test connect as. */
+  appUrl: string;
   pool: Pool;
   /** Drops the database (closing the pool first). */
   drop: () => Promise<void>;
@@ -57,6 +61,7 @@ export async function createTestDatabase(label: string, options: { migrated?: bo
   return {
     name,
     url,
+    appUrl: asApplication(url, APP_ROLE),
     pool,
     drop: async () => {
       await pool.end().catch(() => undefined);

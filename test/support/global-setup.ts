@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { loadFunctionFiles } from '../../shared/db/function-files.js';
 import { loadMigrations } from '../../shared/db/numbered-migrations.js';
 import { migrate } from '../../shared/deploy/migrate.js';
-import { resolveServices, withDatabase } from './services.js';
+import { APP_ROLE } from '../../shared/grants/matrix.js';
+import { APP_TEST_PASSWORD, resolveServices, withDatabase } from './services.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -46,8 +48,25 @@ export default async function setup(project: TestProject): Promise<() => Promise
     .slice(0, 12);
   const templateDatabase = `cutter_tpl_${hash}`;
   await migrate(withDatabase(services.postgresUrl, templateDatabase), { execRole: 'cutter_exec' });
+  await setAppPassword(services.postgresUrl);
   project.provide('postgresUrl', services.postgresUrl);
   project.provide('redisUrl', services.redisUrl);
   project.provide('templateDatabase', templateDatabase);
   return services.stop;
+}
+
+/**
+ * `cutter db migrate` creates the application's login role without a
+ * password (the administrator gives it one); the tests give it a known one,
+ * so the workers and the board they start connect as it, not as the
+ * superuser, wherever the server asks for passwords.
+ */
+async function setAppPassword(postgresUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    await client.query(`ALTER ROLE ${APP_ROLE} WITH LOGIN PASSWORD '${APP_TEST_PASSWORD}'`);
+  } finally {
+    await client.end();
+  }
 }

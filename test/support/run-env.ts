@@ -53,7 +53,8 @@ export async function createRunEnv(label: string): Promise<RunEnv> {
   const sovereignKey = makeKey('sovereign-a');
   const sovereignDir = writeTrustedKeys(join(dir, 'sovereign-keys'), [sovereignKey]);
   const env = {
-    DATABASE_URL: db.url,
+    // The workers, the board and the CLI connect as the application's role, never as a superuser.
+    DATABASE_URL: db.appUrl,
     REDIS_URL: inject('redisUrl'),
     CUTTER_QUEUE_PREFIX: testQueuePrefix(label.replace(/[^a-z0-9]/gi, '').slice(0, 12) || 't'),
     BACKUP_GPG_FPR: fpr,

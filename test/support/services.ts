@@ -15,6 +15,9 @@ export interface Services {
 }
 
 const DEFAULT_PG = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** The password the tests give the application's role (global-setup.ts); never a production value. */
+export const APP_TEST_PASSWORD = 'cutter-app-test-only';
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 
 export async function postgresAnswers(url: string): Promise<boolean> {
@@ -90,5 +93,13 @@ export async function resolveServices(): Promise<Services> {
 export function withDatabase(url: string, database: string): string {
   const u = new URL(url);
   u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** A URL of the same server and database as the application's role (shared/grants/matrix.ts APP_ROLE) logs in. */
+export function asApplication(url: string, role: string): string {
+  const u = new URL(url);
+  u.username = role;
+  u.password = APP_TEST_PASSWORD;
   return u.toString();
 }
