@@ -11,17 +11,17 @@ const strictBoolean = z
   .enum(['true', 'false', '1', '0'], { error: 'must be one of true, false, 1, 0' })
   .transform((v) => v === 'true' || v === '1');
 
+/** The parsed URL, or null for text that is not one (a refinement must never throw). */
+function parseUrl(value: string): URL | null {
+  try {
+    return new URL(value);
+  } catch {
+    return null;
+  }
+}
+
 const urlWithProtocols = (protocols: readonly string[], form: string) =>
-  z.string().refine(
-    (value) => {
-      try {
-        return protocols.includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { error: `must be a URL of the form ${form}` },
-  );
+  z.string().refine((value) => protocols.includes(parseUrl(value)?.protocol ?? ''), { error: `must be a URL of the form ${form}` });
 
 const port = z.coerce
   .number({ error: 'must be a port number 1-65535' })
@@ -40,9 +40,9 @@ export const configSchema = z.object({
   ),
   DATABASE_URL: urlWithProtocols(
     ['postgres:', 'postgresql:'],
-    'postgres://user[:password]@host:port/database',
+    'postgres://user@host:port/database (user:password@ when the login needs a password)',
   )
-    .refine((v) => new URL(v).pathname.length > 1, { error: 'must name a database in its path' })
+    .refine((v) => (parseUrl(v)?.pathname.length ?? 2) > 1, { error: 'must name a database in its path' })
     .default('postgres://postgres:postgres@127.0.0.1:5432/cutter'),
   CUTTER_QUEUE_PREFIX: z
     .string()

@@ -1,7 +1,8 @@
-import { Queue, type FlowJob } from 'bullmq';
+import type { FlowJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { DEFAULT_APPROVAL_WINDOW_S, phasesFor, type RunMode } from '../jobs/catalog.js';
+import { countWorkers } from '../jobs/workers.js';
 import { blocker, messageOf, type PackageResult } from './types.js';
 
 /**
@@ -41,17 +42,9 @@ function flowProblems(flow: FlowJob, prefix: string): string[] {
 export async function checkCommandPackage(cfg: Config, redis: Redis, buildFlow: FlowBuilder, targetName: string | null): Promise<PackageResult> {
   const prefix = cfg.CUTTER_QUEUE_PREFIX;
   const phases = phasesFor('live');
-  const counts: [string, number][] = [];
+  let counts: [string, number][];
   try {
-    for (const phase of phases) {
-      // skipMetasUpdate: a Queue otherwise writes its meta hash when it connects.
-      const queue = new Queue(phase, { connection: redis, prefix, skipMetasUpdate: true });
-      try {
-        counts.push([phase, (await queue.getWorkers()).length]);
-      } finally {
-        await queue.close();
-      }
-    }
+    counts = await countWorkers(redis, prefix, phases);
   } catch (err) {
     return { name: COMMAND_PACKAGE, runnable: 'NO', verified: 'not checked', checks: [], blockers: [], failure: `command package: Redis did not answer CLIENT LIST: ${messageOf(err)}` };
   }

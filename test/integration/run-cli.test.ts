@@ -42,7 +42,7 @@ describe('cutter run and cutter status', () => {
   it('refuses bad input with exit 2 and an unknown run with exit 2', async () => {
     const badMode = await runCli(['run', '--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT, '--mode', 'wet'], env.env);
     expect(badMode.code).toBe(2);
-    expect(badMode.stderr).toMatch(/--mode must be dry or live/);
+    expect(badMode.stderr).toMatch(/'wet' is invalid\. Allowed choices are dry, live/);
     const noFile = await runCli(['run', '--target', 'icx-work', '--snapshot', '/nonexistent.ndjson', '--mode', 'dry'], env.env);
     expect(noFile.code).toBe(2);
     const noTarget = await runCli(['run', '--target', 'nope', '--snapshot', DEMO_SNAPSHOT, '--mode', 'dry'], env.env);

@@ -1,11 +1,11 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
 import { DEFAULT_APPROVAL_WINDOW_S } from '../../../shared/jobs/catalog.js';
-import { createRedis } from '../../../shared/redis.js';
 import type { RunView } from '../../../shared/runs/view.js';
 import { enqueueRun } from '../../flow/enqueue.js';
 import { type CliContext, out, outJson } from '../context.js';
 import { parseDurationSeconds } from '../duration.js';
+import { connectRedis, requirePostgres, requireWorkers } from '../services.js';
 import { followRun } from '../follow.js';
 
 const MAX_WINDOW_S = DEFAULT_APPROVAL_WINDOW_S; // DESIGN §3: at most 72 h
@@ -13,8 +13,9 @@ const MAX_WINDOW_S = DEFAULT_APPROVAL_WINDOW_S; // DESIGN §3: at most 72 h
 interface RunOptions {
   target: string;
   snapshot: string;
-  mode: string;
+  mode: 'dry' | 'live';
   follow?: boolean;
+  allowNoWorkers?: boolean;
   json?: boolean;
   idempotencyKey?: string;
   approvalWindow?: string;
@@ -27,21 +28,22 @@ export function registerRunCommand(program: Command, ctx: () => CliContext): voi
     .description('enqueue one run and show its progress')
     .requiredOption('--target <name>', 'registered target')
     .requiredOption('--snapshot <file>', 'NDJSON or JSON array snapshot')
-    .requiredOption('--mode <mode>', 'dry | live')
+    .addOption(new Option('--mode <mode>', 'dry or live').choices(['dry', 'live']).makeOptionMandatory())
     .option('--follow', 'live: keep following past the SG_1 pause to the end')
     .option('--json', 'print one JSON object (the run) on stdout')
     .option('--idempotency-key <key>', 'a second enqueue with the same key returns the first run')
     .option('--approval-window <duration>', 'how long the gate waits for approval, e.g. 12h (default 72h)')
+    .option('--allow-no-workers', 'enqueue even when a phase queue has no live worker (the run waits for one)')
     .action(async (opts: RunOptions) => {
-      if (opts.mode !== 'dry' && opts.mode !== 'live') {
-        throw new CutterError('MODE_INVALID', `--mode must be dry or live (got ${JSON.stringify(opts.mode)})`, { kind: 'bad_input' });
-      }
       const windowS = opts.approvalWindow ? parseDurationSeconds(opts.approvalWindow, '--approval-window') : DEFAULT_APPROVAL_WINDOW_S;
       if (windowS > MAX_WINDOW_S) throw new CutterError('DURATION_INVALID', '--approval-window may be at most 72h', { kind: 'bad_input' });
       const c = ctx();
-      const redis = createRedis(c.cfg.REDIS_URL);
+      // Both services answer and the phases have workers before anything is written.
+      await requirePostgres(c.db(), c.cfg);
+      const redis = await connectRedis(c.cfg);
       let view: RunView;
       try {
+        if (!opts.allowNoWorkers) await requireWorkers(redis, c.cfg, opts.mode);
         const { runId, created } = await enqueueRun(
           { pool: c.db(), redis, prefix: c.cfg.CUTTER_QUEUE_PREFIX },
           {
