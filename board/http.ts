@@ -26,9 +26,27 @@ export const bodyLimit: RequestHandler = (req, res, next) => {
   next();
 };
 
-/** helmet's defaults: CSP (Bull Board needs no inline script), no sniffing, frame denial, HSTS… */
-export function securityHeaders(): RequestHandler {
-  return helmet();
+/**
+ * helmet's defaults (CSP: Bull Board needs no inline script; no sniffing,
+ * frame denial …) with two changes. The https-only headers (HSTS,
+ * upgrade-insecure-requests) are sent only when the board is reached over
+ * TLS (CUTTER_BOARD_URL https://…, a proxy in front): over plain HTTP from
+ * any host but localhost they made the browser fetch Bull Board's scripts
+ * over https, which failed, and the board stayed on "Loading". And styles
+ * and fonts come from the board alone, so no page asks another host for
+ * anything (Bull Board's page links a web font; see routes/admin.ts).
+ */
+export function securityHeaders(tls: boolean): RequestHandler {
+  return helmet({
+    strictTransportSecurity: tls,
+    contentSecurityPolicy: {
+      directives: {
+        'upgrade-insecure-requests': tls ? [] : null,
+        'style-src': ["'self'", "'unsafe-inline'"],
+        'font-src': ["'self'", 'data:'],
+      },
+    },
+  });
 }
 
 /**

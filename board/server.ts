@@ -10,6 +10,8 @@ import { createBoardDeps, type BoardDeps, type BoardOptions } from './deps.js';
 export interface BoardServer {
   /** http://host:port, as a client on this machine reaches it. */
   url: string;
+  /** The address the socket is bound to, as the kernel reports it (0.0.0.0: every IPv4 address). */
+  address: string;
   port: number;
   deps: BoardDeps;
   sweeper: Sweeper;
@@ -30,22 +32,25 @@ export async function startBoardServer(args: {
   options?: Partial<BoardOptions>;
 }): Promise<BoardServer> {
   // Checked before any connection opens: a board that must not start opens nothing.
-  const credentials = resolveCredentials(args.cfg, args.host ?? '0.0.0.0', args.credentials);
+  const bindHost = args.host ?? args.cfg.BOARD_HOST;
+  const credentials = resolveCredentials(args.cfg, bindHost, args.credentials);
   const { deps, close: closeDeps } = await createBoardDeps({ ...args, credentials });
   const app = createBoardApp(deps);
   const port = args.port ?? args.cfg.BOARD_PORT;
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, args.host ?? '0.0.0.0', (err?: Error) => (err ? reject(err) : resolve(s)));
+    const s = app.listen(port, bindHost, (err?: Error) => (err ? reject(err) : resolve(s)));
   }).catch(async (err: unknown) => {
     await closeDeps();
     throw err;
   });
   const sweeper = startReleaseSweeper(deps.approvals, deps.options.sweepIntervalMs);
-  const bound = (server.address() as AddressInfo).port;
-  const host = args.host && args.host !== '0.0.0.0' ? args.host : '127.0.0.1';
-  args.log.info({ port: bound }, 'board listening');
+  const { address, port: bound } = server.address() as AddressInfo;
+  const everyAddress = address === '0.0.0.0' || address === '::';
+  const host = everyAddress ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
+  args.log.info({ address, port: bound }, 'board listening');
   return {
     url: `http://${host}:${bound}`,
+    address,
     port: bound,
     deps,
     sweeper,

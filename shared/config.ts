@@ -76,6 +76,12 @@ export const configSchema = z.object({
     })
     .optional(),
   BOARD_PORT: port.default(3000),
+  // An address or host name only: the port is BOARD_PORT's.
+  BOARD_HOST: z
+    .string()
+    .regex(/^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|[0-9A-Fa-f:]+)$/, { error: 'must be an address or host name to listen on, e.g. 127.0.0.1 or 0.0.0.0' })
+    .default('127.0.0.1'),
+  CUTTER_BOARD_URL: urlWithProtocols(['http:', 'https:'], 'http(s)://host[:port]').optional(),
   BOARD_USER: optionalText,
   BOARD_PASSWORD: optionalText,
   CUTTER_API_URL: urlWithProtocols(['http:', 'https:'], 'http(s)://host:port').default(

@@ -1,7 +1,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import { PHASES } from '../../shared/jobs/catalog.js';
 import { basicAuth } from '../auth.js';
 import type { BoardDeps } from '../deps.js';
@@ -25,6 +25,28 @@ const refuseWrites: RequestHandler = (req, res, next) => {
   sendError(res, 405, 'BOARD_READ_ONLY', 'the board is read-only: jobs cannot be changed from it');
 };
 
+type RenderCallback = (err: Error | null, html?: string) => void;
+type Engine = (path: string, options: object, callback: RenderCallback) => void;
+
+/** Stylesheets and fonts Bull Board's page would fetch from another host. */
+const OUTSIDE_LINK = /<link\b[^>]*\bhref="https?:\/\/[^"]*"[^>]*>/g;
+
+/**
+ * Bull Board's page links a web font on fonts.googleapis.com: a board on a
+ * network without the internet waits on it, and every page view tells a
+ * third party who looks at the queues. The page is rendered without that
+ * link (its fallback fonts serve), and the CSP (board/http.ts) would refuse
+ * it anyway.
+ */
+function servePageWithoutOutsideHosts(boardApp: Express): void {
+  const engines = (boardApp as unknown as { engines: Record<string, Engine | undefined> }).engines;
+  const render = engines['.ejs'];
+  if (!render) throw new Error('Bull Board registered no page engine: its express adapter changed');
+  boardApp.engine('ejs', (path, options, callback) => {
+    render(path, options, (err, html) => callback(err, html?.replace(OUTSIDE_LINK, '')));
+  });
+}
+
 /** Bull Board, read-only, behind HTTP basic auth, showing every phase queue. */
 export function adminRouter(deps: BoardDeps): Router {
   const serverAdapter = new ExpressAdapter();
@@ -37,6 +59,7 @@ export function adminRouter(deps: BoardDeps): Router {
     serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
     options: { uiConfig: { boardTitle: 'cutter' } },
   });
+  servePageWithoutOutsideHosts(serverAdapter.getRouter() as Express);
   const router = express.Router();
   router.use(ADMIN_BASE, basicAuth(deps.credentials), refuseWrites, serverAdapter.getRouter() as Router);
   return router;

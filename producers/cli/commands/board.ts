@@ -11,7 +11,7 @@ export function registerBoardCommand(program: Command, ctx: () => CliContext): v
     .command('board')
     .description('start the HTTP server: Bull Board (read-only), run pages, approval endpoint, /healthz, /metrics')
     .option('--port <port>', 'listen here instead of BOARD_PORT (0 = any free port)')
-    .option('--host <host>', 'the address to bind (default 0.0.0.0; 127.0.0.1 with --demo)')
+    .option('--host <host>', 'the address to bind instead of BOARD_HOST (default 127.0.0.1; 0.0.0.0 exposes it on every address)')
     .option('--demo', 'bind to 127.0.0.1 and print generated Bull Board credentials (no BOARD_USER/BOARD_PASSWORD needed)')
     .action(async (opts: { port?: string; host?: string; demo?: boolean }) => {
       const log = logger();
@@ -20,7 +20,7 @@ export function registerBoardCommand(program: Command, ctx: () => CliContext): v
       if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
         throw new CutterError('PORT_INVALID', '--port must be a port number 0-65535 (0 = any free port)', { kind: 'bad_input' });
       }
-      const host = opts.host ?? (opts.demo ? '127.0.0.1' : '0.0.0.0');
+      const host = opts.host ?? (opts.demo ? '127.0.0.1' : cfg.BOARD_HOST);
       let credentials: BoardCredentials;
       if (opts.demo) {
         // Generated credentials are only acceptable where no one else can connect.
@@ -32,7 +32,8 @@ export function registerBoardCommand(program: Command, ctx: () => CliContext): v
         throw missingCredentials();
       }
       const server = await startBoardServer({ cfg, log, host, credentials, ...(port === undefined ? {} : { port }) });
-      process.stdout.write(`board listening on ${server.url}\n`);
+      const every = server.address === '0.0.0.0' || server.address === '::';
+      process.stdout.write(`board listening on ${server.url}${every ? ` (bound to ${server.address}: every address of this machine)` : ''}\n`);
       process.stdout.write(`Bull Board: ${server.url}/admin/queues · runs: ${server.url}/runs\n`);
       if (opts.demo) process.stdout.write(`demo credentials (this process only): user ${credentials.user} password ${credentials.password}\n`);
       await new Promise<void>((resolve) => {
