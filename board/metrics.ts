@@ -1,8 +1,9 @@
 import type { RequestHandler } from 'express';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Pool } from '../shared/db/pool.js';
 import { PHASES, type Phase } from '../shared/jobs/catalog.js';
 import type { Queue } from 'bullmq';
+import { RUN_STATUSES } from '../shared/runs/status.js';
 
 /** The board's Prometheus metrics; one registry per app so two boards in one process do not collide. */
 export interface BoardMetrics {
@@ -34,26 +35,21 @@ export function createMetrics(pool: Pool, queues: Record<Phase, Queue>): BoardMe
       const { rows } = await pool.query<{ status: string; n: number }>(
         'SELECT status, count(*)::int AS n FROM cutter_governance.run GROUP BY status',
       );
-      this.reset();
+      // Every status has a series, 0 when no run has it: a series that vanishes reads as "no data", not as none.
+      for (const status of RUN_STATUSES) this.set({ status }, 0);
       for (const r of rows) this.set({ status: r.status }, r.n);
     },
   });
+  const finished = newlyFinishedPhases(pool);
   new Histogram({
     name: 'cutter_phase_duration_seconds',
-    help: 'Durations of finished phases (from run_phase, last 30 days)',
+    help: 'Durations of finished phases, each observed once (from run_phase; at start, the last 30 days)',
     labelNames: ['phase', 'state'],
     buckets: DURATION_BUCKETS,
     registers: [registry],
     async collect() {
-      // Rebuilt from Postgres at each scrape: the workers, not the board, run the phases.
-      const { rows } = await pool.query<{ phase: string; state: string; s: number }>(
-        `SELECT phase, state, extract(epoch FROM finished_at - started_at)::float8 AS s
-           FROM cutter_governance.run_phase
-          WHERE finished_at IS NOT NULL AND finished_at > now() - interval '30 days'
-          LIMIT 100000`,
-      );
-      this.reset();
-      for (const r of rows) this.observe({ phase: r.phase, state: r.state }, Math.max(0, r.s));
+      // The workers, not the board, run the phases: each scrape observes those that finished since the last one.
+      for (const r of await finished()) this.observe({ phase: r.phase, state: r.state }, Math.max(0, r.s));
     },
   });
   new Gauge({
@@ -71,7 +67,48 @@ export function createMetrics(pool: Pool, queues: Record<Phase, Queue>): BoardMe
       );
     },
   });
+  collectDefaultMetrics({ register: registry });
   return { registry, approvals };
+}
+
+/**
+ * How far back each read looks again: a phase's row is written with its
+ * finished_at and committed a moment later, so a row may become visible
+ * after one that finished later. Far longer than any such commit takes.
+ */
+const LATE_COMMIT_MARGIN_MS = 10 * 60_000;
+
+/**
+ * Phase rows that finished since the last call, each returned once, so the
+ * histogram's buckets and count only ever grow (rate() and
+ * histogram_quantile() need that). Rows seen within the margin are
+ * remembered by key so the overlap is not observed twice.
+ */
+function newlyFinishedPhases(pool: Pool): () => Promise<{ phase: string; state: string; s: number }[]> {
+  let since: Date | null = null;
+  const seen = new Map<string, number>();
+  return async () => {
+    const { rows } = await pool.query<{ run_id: string; phase: string; state: string; finished_at: Date; s: number }>(
+      `SELECT run_id, phase, state, finished_at, extract(epoch FROM finished_at - started_at)::float8 AS s
+         FROM cutter_governance.run_phase
+        WHERE finished_at IS NOT NULL AND finished_at > coalesce($1::timestamptz, now() - interval '30 days')
+        ORDER BY finished_at`,
+      [since],
+    );
+    const fresh = rows.filter((r) => {
+      const key = `${r.run_id}\u0000${r.phase}\u0000${r.finished_at.getTime()}`;
+      if (seen.has(key)) return false;
+      seen.set(key, r.finished_at.getTime());
+      return true;
+    });
+    const newest = rows.at(-1)?.finished_at.getTime();
+    if (newest !== undefined) {
+      const horizon = newest - LATE_COMMIT_MARGIN_MS;
+      for (const [key, at] of seen) if (at < horizon) seen.delete(key);
+      since = new Date(since === null ? horizon : Math.max(since.getTime(), horizon));
+    }
+    return fresh;
+  };
 }
 
 /**

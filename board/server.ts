@@ -7,6 +7,9 @@ import { createBoardApp } from './app.js';
 import { resolveCredentials, type BoardCredentials } from './auth.js';
 import { createBoardDeps, type BoardDeps, type BoardOptions } from './deps.js';
 
+/** How long a stopping board lets requests in flight finish before it cuts their connections. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
 export interface BoardServer {
   /** http://host:port, as a client on this machine reaches it. */
   url: string;
@@ -57,9 +60,14 @@ export async function startBoardServer(args: {
     credentials,
     close: async () => {
       await sweeper.stop();
+      // Requests in flight finish (an approval that committed gets its 201), for a bounded time; idle keep-alive connections go now.
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
       });
       await closeDeps();
     },

@@ -48,6 +48,11 @@ function scrub(value: unknown, depth = 0): unknown {
   return out;
 }
 
+/** Colour unless NO_COLOR is set to anything but the empty string (no-color.org). */
+export function wantsColour(env: NodeJS.ProcessEnv): boolean {
+  return (env['NO_COLOR'] ?? '') === '';
+}
+
 /** Builds a logger; JSON on stderr by default, pretty when asked or on a terminal. */
 export function createLogger(options: { name?: string; level?: string; pretty?: boolean } = {}): Logger {
   const cfg = config();
@@ -67,7 +72,7 @@ export function createLogger(options: { name?: string; level?: string; pretty?: 
       },
     },
     pretty
-      ? pino.transport({ target: 'pino-pretty', options: { destination: 2, colorize: true } })
+      ? pino.transport({ target: 'pino-pretty', options: { destination: 2, colorize: wantsColour(process.env) } })
       : pino.destination(2),
   );
 }

@@ -21,9 +21,13 @@ async function check(work: () => Promise<unknown>): Promise<{ ok: boolean; error
   }
 }
 
-/** GET /healthz (Redis and Postgres answer, or 503) and GET /metrics (Prometheus text). */
+/** GET /livez (the process answers), GET /healthz (Redis and Postgres answer, or 503) and GET /metrics (Prometheus text). */
 export function opsRouter(deps: BoardDeps): Router {
   const router = express.Router();
+  // Liveness: the process serves requests. Readiness of its dependencies is /healthz; a restart cures neither outage.
+  router.get('/livez', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
   router.get('/healthz', async (_req, res) => {
     // The board's Redis client queues commands while disconnected (BullMQ needs that), so the timeout is what notices an outage.
     const [redis, postgres] = await Promise.all([check(() => deps.redis.ping()), check(() => deps.pool.query('SELECT 1'))]);

@@ -20,6 +20,8 @@ import { listRuns } from '../queries.js';
  */
 
 function wantsHtml(req: Request): boolean {
+  // The answer depends on Accept: caches must key on it, or a browser's page is served to an API client.
+  req.res?.vary('Accept');
   return req.accepts(['json', 'html']) === 'html';
 }
 
@@ -81,6 +83,7 @@ export function runsRouter(deps: BoardDeps): Router {
     }
     // A run in progress has no stored report yet: build one from what is known so far.
     const report = run.report ?? (await buildReport(deps.pool, runId));
+    res.vary('Accept');
     const asMarkdown = req.query['format'] === 'md' || req.accepts(['text/markdown', 'html']) !== 'html';
     if (asMarkdown) {
       res.type('text/markdown; charset=utf-8').send(report);

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -117,8 +118,26 @@ describe('cutter approval keygen, sign and submit', () => {
     const res = await fetch(`${url}/runs/run-20000101-000000-000000`);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: { code: 'RUN_UNKNOWN', message: 'no run run-20000101-000000-000000' } });
+    expect((await fetch(`${url}/livez`)).status).toBe(200);
+
+    // An approval POST still arriving when SIGTERM comes gets its answer: the board stops accepting, not answering.
+    const body = JSON.stringify({ document: 'cutter-approval: v1\n', signature: 'AAAA', key_id: '0123456789abcdef' });
+    const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(`${url}/runs/run-20000101-000000-000000/approvals`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.write(body.slice(0, 10));
+      setTimeout(() => req.end(body.slice(10)), 500);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
+    const answered = await answer;
+    expect(answered.status, answered.text).toBeGreaterThanOrEqual(400);
+    expect(JSON.parse(answered.text)).toMatchObject({ error: { code: expect.any(String) as string } });
     expect(await exited).toBe(0);
   }, 60_000);
 });

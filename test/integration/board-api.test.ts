@@ -119,6 +119,10 @@ describe('run pages and the run API', () => {
     const browser = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' };
     const list = await fetch(`${board.url}/runs`, { headers: browser });
     expect(list.headers.get('content-type')).toMatch(/text\/html/);
+    // One URL, two representations: a cache must key on Accept.
+    for (const path of ['/runs', `/runs/${runId}`, `/runs/${runId}/report`]) {
+      expect((await fetch(`${board.url}${path}`)).headers.get('vary'), path).toMatch(/\bAccept\b/);
+    }
     expect(await list.text()).toContain(`href="/runs/${runId}"`);
     const page = await (await fetch(`${board.url}/runs/${runId}`, { headers: browser })).text();
     for (const phase of ['precheck', 'grant-probe', 'discover', 'cutplan', 'backup', 'execute', 'verify']) expect(page).toContain(`data-phase="${phase}"`);
@@ -165,7 +169,8 @@ function parseProm(text: string): { types: Map<string, string>; samples: { name:
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (\S+)$/.exec(line);
     if (!m?.[1] || m[3] === undefined) throw new Error(`not Prometheus text: ${line}`);
     const value = Number(m[3].replace('+Inf', 'Infinity'));
-    if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`bad value: ${line}`);
+    // Prometheus reads values with Go's ParseFloat, which takes NaN in any case (prom-client writes "Nan").
+    if (Number.isNaN(value) && m[3].toLowerCase() !== 'nan') throw new Error(`bad value: ${line}`);
     const labels: Record<string, string> = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l): [string, string] => [l[1] ?? '', l[2] ?? '']));
     samples.push({ name: m[1], labels, value });
   }
@@ -190,5 +195,29 @@ describe('/metrics', () => {
     expect(find('cutter_approvals_total', { outcome: 'refused', code })).toBe(1);
     expect(find('cutter_queue_jobs', { queue: 'precheck', state: 'completed' })).toBe(1);
     expect(find('cutter_queue_jobs', { queue: 'approval-gate', state: 'delayed' })).toBe(0);
+    expect(find('cutter_runs', { status: 'expired' }), 'a status no run has reports 0').toBe(0);
+    expect(types.get('process_cpu_seconds_total'), 'default process metrics').toBe('counter');
   });
+
+  it('histograms only grow: scrapes before, during and after another run never show a bucket or count going down', async () => {
+    const scrape = async () => parseProm(await (await fetch(`${board.url}/metrics`)).text()).samples.filter((s) => s.name.startsWith('cutter_phase_duration_seconds_'));
+    const series = (s: { name: string; labels: Record<string, string> }) => `${s.name}${JSON.stringify(s.labels)}`;
+    const before = await scrape();
+    const second = await env.enqueue('dry');
+    const during = await scrape();
+    expect((await env.waitForEnd(second, 90_000)).status).toBe('succeeded');
+    const after = await scrape();
+    const again = await scrape();
+    for (const [older, newer] of [[before, during], [during, after], [after, again]] as const) {
+      const now = new Map(newer.map((s) => [series(s), s.value]));
+      for (const s of older.filter((x) => !x.name.endsWith('_sum'))) expect(now.get(series(s)), series(s)).toBeGreaterThanOrEqual(s.value);
+    }
+    const count = (samples: typeof after) => samples.find((s) => s.name === 'cutter_phase_duration_seconds_count' && s.labels['phase'] === 'execute' && s.labels['state'] === 'completed')?.value;
+    expect(count(before)).toBe(1);
+    expect(count(after), 'the second run observed once').toBe(2);
+    expect(count(again), 'and not again on the next scrape').toBe(2);
+    // A phase that ages out of the window read at start (or a table restored to an earlier state) is history already counted.
+    await env.db.pool.query(`UPDATE cutter_governance.run_phase SET started_at = started_at - interval '40 days', finished_at = finished_at - interval '40 days' WHERE run_id = $1`, [runId]);
+    expect(count(await scrape()), 'phases that left the window still counted').toBe(2);
+  }, 120_000);
 });

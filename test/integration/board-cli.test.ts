@@ -20,12 +20,44 @@ afterAll(async () => {
 });
 
 describe('cutter board', () => {
-  it('refuses to start on 0.0.0.0 without BOARD_USER / BOARD_PASSWORD, naming them', async () => {
-    const r = await runCli(['board', '--port', '0'], env);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/BOARD_USER and BOARD_PASSWORD/);
-    expect(r.stdout).not.toMatch(/listening/);
+  it('refuses to start without BOARD_USER / BOARD_PASSWORD, naming them, on any address', async () => {
+    for (const host of ['127.0.0.1', '0.0.0.0']) {
+      const r = await runCli(['board', '--port', '0'], { ...env, BOARD_HOST: host });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/BOARD_USER and BOARD_PASSWORD/);
+      expect(r.stdout).not.toMatch(/listening/);
+    }
   });
+
+  it('listens on BOARD_HOST and says where; pretty logs honour NO_COLOR', async () => {
+    const started = async (vars: Record<string, string>): Promise<{ stdout: string; stderr: string }> => {
+      const child = spawn(process.execPath, [CLI_PATH, 'board', '--port', '0'], {
+        env: { PATH: process.env['PATH'] ?? '', ...env, BOARD_USER: 'admin', BOARD_PASSWORD: 'test-only-password', LOG_LEVEL: 'info', LOG_FORMAT: 'pretty', ...vars },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          stdout += d;
+          if (/Bull Board: /.test(stdout)) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`cutter board exited early (${String(code)}): ${stderr}`)));
+      });
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      await exited;
+      return { stdout, stderr };
+    };
+    const everywhere = await started({ BOARD_HOST: '0.0.0.0', NO_COLOR: '1' });
+    expect(everywhere.stdout).toMatch(/^board listening on http:\/\/127\.0\.0\.1:\d+ \(bound to 0\.0\.0\.0: every address of this machine\)$/m);
+    expect(everywhere.stderr).toContain('board listening');
+    expect(everywhere.stderr).not.toContain('\u001b[');
+    const coloured = await started({});
+    expect(coloured.stdout).toMatch(/^board listening on http:\/\/127\.0\.0\.1:\d+$/m);
+    expect(coloured.stderr).toContain('\u001b[');
+  }, 60_000);
 
   it('--demo binds to loopback only and prints credentials that open Bull Board', async () => {
     const refused = await runCli(['board', '--demo', '--host', '0.0.0.0', '--port', '0'], env);
