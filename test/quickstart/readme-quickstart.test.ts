@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { redactUrl } from '../../shared/logger.js';
 import { runProcess } from '../support/cli.js';
 import { dropDatabase, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
 import { testQueuePrefix } from '../support/prefix.js';
@@ -33,7 +34,9 @@ describe('README quickstart', () => {
     const env = { DATABASE_URL: testDatabaseUrl(name), LOG_FORMAT: 'json', CUTTER_QUEUE_PREFIX: testQueuePrefix('demo'), HOME: home };
     const first = await npmRunDemo(env);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toContain(readmeDemoOutput().trimEnd());
+    // The README shows the default DATABASE_URL; this test's database has a name of its own.
+    expect(first.stdout.replaceAll(redactUrl(env.DATABASE_URL), 'postgres://postgres:***@127.0.0.1:5432/cutter')).toContain(readmeDemoOutput().trimEnd());
+    expect(first.stdout).toMatch(/CUTTER_ALLOW_VOLATILE_REDIS=true \(a live run by hand needs Redis with appendonly yes/);
     expect(first.stdout).toMatch(/✓ verify/);
     expect(first.stdout).toMatch(/run run-[0-9a-z-]+: succeeded, verdict PASS/);
     expect(first.stdout).toContain('## Verification (G8)');

@@ -15,6 +15,7 @@ import { getRun } from '../../../shared/runs/store.js';
 import { startFleet } from '../../../workers/fleet.js';
 import { enqueueRun } from '../../flow/enqueue.js';
 import { type CliContext, out, table } from '../context.js';
+import { migrationLines } from './db.js';
 import { followRun } from '../follow.js';
 
 const DEMO_SNAPSHOT = new URL('../../../../demo/icx-work.snapshot.ndjson', import.meta.url).pathname;
@@ -33,6 +34,23 @@ async function demoConfig(cfg: Config, sovereignKeys: string): Promise<Config> {
   mkdirSync(backupDir, { recursive: true });
   const fpr = await ensureDemoGpgKey(gnupgHome);
   return { ...withDemo, BACKUP_GPG_FPR: fpr, GNUPGHOME: gnupgHome, BACKUP_DIR: backupDir };
+}
+
+/**
+ * What the demo set for its own workers, said out loud: these settings hold
+ * for this process only, and a first live run by hand needs its own (a
+ * durable Redis above all, or PRECHECK_REDIS_VOLATILE stops it).
+ */
+function demoSettingLines(before: Config, demo: Config): string[] {
+  const lines = [
+    'settings of this demo process only (your environment is unchanged):',
+    `  SOVEREIGN_KEYS=${demo.SOVEREIGN_KEYS ?? ''} (the demo sovereign, the only trusted key)`,
+    '  CUTTER_ALLOW_VOLATILE_REDIS=true (a live run by hand needs Redis with appendonly yes and maxmemory-policy noeviction, or this set deliberately)',
+  ];
+  if (demo.BACKUP_GPG_FPR !== before.BACKUP_GPG_FPR) {
+    lines.push(`  BACKUP_GPG_FPR=${demo.BACKUP_GPG_FPR ?? ''} GNUPGHOME=${demo.GNUPGHOME ?? ''} BACKUP_DIR=${demo.BACKUP_DIR ?? ''} (a throwaway backup key)`);
+  }
+  return lines;
 }
 
 /** Where the demo keeps its throwaway keys. */
@@ -87,8 +105,7 @@ export function registerDemoCommands(program: Command, ctx: () => CliContext): v
     .action(async () => {
       const c = ctx();
       out('1. migrate');
-      await migrate(c.cfg.DATABASE_URL, { execRole: c.cfg.CUTTER_EXEC_ROLE });
-      out('   schema up to date');
+      for (const line of migrationLines(await migrate(c.cfg.DATABASE_URL, { execRole: c.cfg.CUTTER_EXEC_ROLE }), c.cfg)) out(`   ${line}`);
       out('2. seed the demo corpus');
       const seeded = await seedDemo(c.db(), c.cfg.CUTTER_OPERATOR);
       await registerDemoWorkTarget(c.db(), c.cfg.CUTTER_OPERATOR);
@@ -101,6 +118,7 @@ export function registerDemoCommands(program: Command, ctx: () => CliContext): v
       out('4. dry run of demo/icx-work.snapshot.ndjson against target icx-work');
       const sovereign = localSovereign(join(DEMO_HOME(), 'sovereign'));
       const cfg = await demoConfig(c.cfg, sovereign.keysDir);
+      for (const line of demoSettingLines(c.cfg, cfg)) out(`   ${line}`);
       const fleet = await startFleet({ cfg, log: createLogger({ level: 'warn' }) });
       const redis = createRedis(cfg.REDIS_URL);
       try {
