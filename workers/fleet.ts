@@ -4,6 +4,7 @@ import { createPool } from '../shared/db/pool.js';
 import { PHASES, WORKER_LOCKS, type Phase } from '../shared/jobs/catalog.js';
 import { openPhaseQueues } from '../shared/jobs/queues.js';
 import type { Logger } from '../shared/logger.js';
+import { outageLog } from '../shared/outage-log.js';
 import { createRedis } from '../shared/redis.js';
 import { startReconciler, type Reconciler } from '../shared/runs/reconcile.js';
 import type { PhaseDeps, PhaseProcessor, PhaseWorker } from './context.js';
@@ -45,17 +46,18 @@ export interface FleetOptions {
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const { cfg, log } = options;
   const phases = options.phases ?? [...PHASES];
+  const outage = outageLog(log);
   const pool = createPool(cfg.DATABASE_URL, {
     max: 10,
     applicationName: 'cutter-worker',
     // The worker lives on: the job whose connection dropped fails and is retried (or fails its run closed).
-    onConnectionError: (err) => log.warn({ err }, 'postgres connection lost'),
+    onConnectionError: (err) => outage('postgres', err, 'postgres connection lost'),
   });
   const redis = createRedis(cfg.REDIS_URL, 'worker');
   const queues = openPhaseQueues(redis, cfg.CUTTER_QUEUE_PREFIX);
   // The reconciler asks these queues every few seconds: during a Redis outage
   // their connection errors are logged here instead of BullMQ's console.error.
-  for (const [phase, queue] of Object.entries(queues)) queue.on('error', (err) => log.warn({ err, phase }, 'queue connection error'));
+  for (const queue of Object.values(queues)) queue.on('error', (err) => outage('redis', err, 'redis connection error (queues)'));
   const deps: PhaseDeps = { pool, cfg, log, redis, queues };
   const connections = phases.map(() => createRedis(cfg.REDIS_URL, 'worker'));
   const workers = phases.map((phase, i) => {
@@ -65,7 +67,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       concurrency: options.concurrency ?? 4,
       ...WORKER_LOCKS,
     });
-    worker.on('error', (err) => log.error({ err, phase }, 'worker error'));
+    worker.on('error', (err) => outage('redis', err, 'worker error'));
     return worker;
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
