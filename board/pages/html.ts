@@ -42,6 +42,7 @@ th,td{border:1px solid #d9dde3;padding:5px 8px;text-align:left;vertical-align:to
 code{font:12px ui-monospace,monospace}.PASS,.succeeded,.completed{color:#11713a;font-weight:600}
 .FAIL,.failed,.expired{color:#b3261e;font-weight:600}.awaiting_approval,.active,.running{color:#9a6700;font-weight:600}
 pre{background:#fff;border:1px solid #d9dde3;padding:12px;overflow:auto;white-space:pre-wrap}
+.error{white-space:pre-line}#report{background:#fff;border:1px solid #d9dde3;padding:4px 16px}
 `;
 
 /** A whole page around body. */

@@ -2,10 +2,27 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express, type RequestHandler, type Router } from 'express';
-import { PHASES } from '../../shared/jobs/catalog.js';
+import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
 import { basicAuth } from '../auth.js';
 import type { BoardDeps } from '../deps.js';
 import { sendError } from '../errors.js';
+
+/**
+ * What each queue's jobs do, shown above its jobs. The gate's matters most:
+ * Bull Board shows a delayed job as "will run at <time>", which for the
+ * gate reads like a scheduled execution and is the opposite.
+ */
+const QUEUE_DESCRIPTIONS: Record<Phase, string> = {
+  precheck: '1. G0: baseline of the run\'s corpus, kill switch, backup selftest, workers present',
+  'grant-probe': '2. the exec role holds exactly the deployment grant matrix',
+  discover: '3. the snapshot parsed, validated and staged',
+  cutplan: '4. the change set and its plan_sha256, frozen',
+  'approval-gate':
+    '5. live runs only: a delayed job waits for the sovereign\'s SG_1 approval and EXEC grant, released early when they arrive. "Will run at" is the end of the approval window: without approval the run then EXPIRES, nothing is executed',
+  backup: '6. pg_dump streamed into gpg, verified',
+  execute: '7. the plan applied once, behind the kill switch (dry run: rehearsed and rolled back)',
+  verify: '8. G8: the corpus is exactly what the plan says (dry run: exactly what it was)',
+};
 
 /** Where Bull Board lives. */
 export const ADMIN_BASE = '/admin/queues';
@@ -52,12 +69,13 @@ export function adminRouter(deps: BoardDeps): Router {
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(ADMIN_BASE);
   createBullBoard({
-    queues: PHASES.map((p) => new BullMQAdapter(deps.queues[p], { readOnlyMode: true, allowRetries: false })),
+    // In phase order (sortQueues: false below), each saying what its jobs do.
+    queues: PHASES.map((p) => new BullMQAdapter(deps.queues[p], { readOnlyMode: true, allowRetries: false, description: QUEUE_DESCRIPTIONS[p] })),
     // @bull-board/express 9.10.1 brings its own nested @bull-board/api 9.10.1, whose
     // private fields make the two BaseAdapter types nominally different; the
     // adapter only calls setQueues/setViewsPath/... which match at runtime.
     serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
-    options: { uiConfig: { boardTitle: 'cutter' } },
+    options: { uiConfig: { boardTitle: 'cutter', sortQueues: false } },
   });
   servePageWithoutOutsideHosts(serverAdapter.getRouter() as Express);
   const router = express.Router();

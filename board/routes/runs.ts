@@ -9,8 +9,9 @@ import type { BoardDeps } from '../deps.js';
 import { sendError } from '../errors.js';
 import { html, page } from '../pages/html.js';
 import { runListPage } from '../pages/run-list.js';
+import { markdownToHtml } from '../pages/markdown.js';
 import { runPage } from '../pages/run-page.js';
-import { listRuns } from '../queries.js';
+import { listRuns, parseRunCursor } from '../queries.js';
 
 /**
  * The run API and run pages: one route answers JSON (DESIGN §4 keys) or
@@ -26,24 +27,49 @@ function wantsHtml(req: Request): boolean {
 }
 
 const RUN_LIST_LIMIT = 100;
+const RUN_LIST_MAX = 500;
+const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** The runs router: /runs, /runs/:runId, /runs/:runId/report. */
 export function runsRouter(deps: BoardDeps): Router {
   const router = express.Router();
 
+  router.get('/', (_req, res) => {
+    res.redirect(302, '/runs');
+  });
+
   router.get('/runs', async (req, res) => {
-    const raw = typeof req.query['status'] === 'string' && req.query['status'] !== '' ? req.query['status'] : undefined;
-    if (raw !== undefined && !(RUN_STATUSES as readonly string[]).includes(raw)) {
+    const query = (name: string) => (typeof req.query[name] === 'string' && req.query[name] !== '' ? req.query[name] : undefined);
+    const status = query('status');
+    if (status !== undefined && !(RUN_STATUSES as readonly string[]).includes(status)) {
       sendError(res, 400, 'STATUS_INVALID', `status must be one of ${RUN_STATUSES.join(', ')}`);
       return;
     }
-    const rows = await listRuns(deps.pool, { ...(raw ? { status: raw } : {}), limit: RUN_LIST_LIMIT });
+    const target = query('target');
+    if (target !== undefined && !TARGET_NAME.test(target)) {
+      sendError(res, 400, 'TARGET_INVALID', 'target must be a target name (letters, digits, . _ -; at most 64)');
+      return;
+    }
+    const afterText = query('after');
+    const after = afterText === undefined ? undefined : parseRunCursor(afterText);
+    if (after === null) {
+      sendError(res, 400, 'CURSOR_INVALID', 'after must be the `next` cursor of a previous page');
+      return;
+    }
+    const limitText = query('limit') ?? String(RUN_LIST_LIMIT);
+    const limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > RUN_LIST_MAX) {
+      sendError(res, 400, 'LIMIT_INVALID', `limit must be a whole number from 1 to ${RUN_LIST_MAX}`);
+      return;
+    }
+    const filters = { ...(status ? { status } : {}), ...(target ? { target } : {}) };
+    const listed = await listRuns(deps.pool, { ...filters, ...(after ? { after } : {}), limit });
     if (wantsHtml(req)) {
-      res.type('html').send(runListPage(rows, raw));
+      res.type('html').send(runListPage(listed, { ...filters, limit }));
       return;
     }
     res.json({
-      runs: rows.map((r) => ({
+      runs: listed.rows.map((r) => ({
         run_id: r.run_id,
         target: r.target,
         mode: r.mode,
@@ -53,6 +79,7 @@ export function runsRouter(deps: BoardDeps): Router {
         created_utc: r.created_at.toISOString(),
         finished_utc: r.finished_at?.toISOString() ?? null,
       })),
+      next: listed.next,
     });
   });
 
@@ -69,9 +96,13 @@ export function runsRouter(deps: BoardDeps): Router {
       res.json({ ...view, approvals });
       return;
     }
-    const [verification, stored] = await Promise.all([loadVerifyResult(deps.pool, runId), getRun(deps.pool, runId)]);
+    const [verification, stored, armed] = await Promise.all([
+      loadVerifyResult(deps.pool, runId),
+      getRun(deps.pool, runId),
+      deps.pool.query<{ on: boolean }>('SELECT coalesce(cutter_governance.execution_enabled($1), false) AS on', [runId]),
+    ]);
     const report = stored?.report ?? (await buildReport(deps.pool, runId));
-    res.type('html').send(runPage({ view, approvals, verification, report }));
+    res.type('html').send(runPage({ view, approvals, verification, report, switchOn: armed.rows[0]?.on ?? false, now: new Date() }));
   });
 
   router.get('/runs/:runId/report', async (req, res) => {
@@ -86,11 +117,13 @@ export function runsRouter(deps: BoardDeps): Router {
     res.vary('Accept');
     const asMarkdown = req.query['format'] === 'md' || req.accepts(['text/markdown', 'html']) !== 'html';
     if (asMarkdown) {
+      if (req.query['download'] !== undefined) res.attachment(`cutter-report-${runId}.md`);
       res.type('text/markdown; charset=utf-8').send(report);
       return;
     }
-    res.type('html').send(page(`Report ${runId}`, html`<h1>Report of <a href="/runs/${encodeURIComponent(runId)}">${runId}</a></h1>
-<p><a href="/runs/${encodeURIComponent(runId)}/report?format=md">raw markdown</a></p><pre id="report">${report}</pre>`));
+    const md = `/runs/${encodeURIComponent(runId)}/report?format=md`;
+    res.type('html').send(page(`Report ${runId}`, html`<p>Report of <a href="/runs/${encodeURIComponent(runId)}">${runId}</a> · <a href="${md}">as markdown</a> · <a href="${md}&amp;download=1" download>download</a></p>
+<div id="report">${markdownToHtml(report)}</div>`));
   });
   return router;
 }

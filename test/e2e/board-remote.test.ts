@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
+import { PHASES } from '../../shared/jobs/catalog.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 
 /**
@@ -60,8 +61,15 @@ describe('Bull Board from another machine', () => {
       expect(res?.headers()['strict-transport-security']).toBeUndefined();
       expect(res?.headers()['content-security-policy']).not.toContain('upgrade-insecure-requests');
       await page.getByText('approval-gate', { exact: true }).first().waitFor({ state: 'visible', timeout: 15_000 });
+      // The queues in phase order, not alphabetical.
+      const listed = (await page.getByText(new RegExp(`^(${PHASES.join('|')})$`)).allInnerTexts()).map((t) => t.trim());
+      expect(listed.filter((name, i) => listed.indexOf(name) === i)).toEqual([...PHASES]);
       await page.screenshot({ path: join(ARTIFACTS, 'board-remote-queues.png'), fullPage: true });
       await page.screenshot({ path: join(README_SHOTS, 'board-remote.png') });
+
+      // The gate's queue says what its delayed jobs wait for, so "will run at" does not read as a scheduled execution.
+      await page.goto(`${origin}/admin/queues/queue/approval-gate`, { waitUntil: 'domcontentloaded' });
+      await page.getByText(/without approval the run then EXPIRES, nothing is executed/).first().waitFor({ state: 'visible', timeout: 15_000 });
 
       await page.goto(`${origin}/admin/queues/queue/verify?status=completed`, { waitUntil: 'domcontentloaded' });
       const job = page.getByText(`${runId}.verify`).first();

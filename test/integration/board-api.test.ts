@@ -133,7 +133,7 @@ describe('run pages and the run API', () => {
     expect(await md.text()).toContain(`# Run ${runId}`);
     const report = await fetch(`${board.url}/runs/${runId}/report`, { headers: browser });
     expect(report.headers.get('content-type')).toMatch(/text\/html/);
-    expect(await report.text()).toContain(`<pre id="report"># Run ${runId}`);
+    expect(await report.text()).toContain(`<div id="report"><h1>Run ${runId}</h1>`);
   });
 
   it('escapes what a run carries and sends security headers', async () => {
