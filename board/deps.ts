@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { loadTrustedKeys } from '../shared/approval/keys.js';
+import { loadTrustedKeys, readTrustedKeys } from '../shared/approval/keys.js';
 import type { ApprovalDeps } from '../shared/approval/submit.js';
 import type { Config } from '../shared/config.js';
 import { createPool, type Pool } from '../shared/db/pool.js';
@@ -50,7 +50,7 @@ export async function createBoardDeps(args: {
 }): Promise<{ deps: BoardDeps; close: () => Promise<void> }> {
   const { cfg, log } = args;
   const options = { ...DEFAULT_BOARD_OPTIONS, ...args.options };
-  // A bad key file stops the board at start, not at the first approval.
+  // A bad key file stops the board at start, not at the first approval (later, it makes approvals answer 503).
   const keys = await loadTrustedKeys(cfg.SOVEREIGN_KEYS);
   if (keys.byId.size === 0) log.warn('SOVEREIGN_KEYS is not set: every approval will be refused as from an unknown key');
   const pool = createPool(cfg.DATABASE_URL, { max: 10, applicationName: 'cutter-board' });
@@ -62,7 +62,10 @@ export async function createBoardDeps(args: {
   for (const q of Object.values(queues)) q.on('error', (err: Error) => log.debug({ err: err.message, queue: q.name }, 'board queue error'));
   const approvals: ApprovalDeps = {
     pool,
-    keys,
+    // Read at every use: a sovereign key copied in or removed counts from the next request on.
+    get keys() {
+      return readTrustedKeys(cfg.SOVEREIGN_KEYS);
+    },
     quorum: cfg.SOVEREIGN_QUORUM,
     gateQueue: queues['approval-gate'],
     log,

@@ -60,7 +60,8 @@ export function verifyEnvelope(envelope: ApprovalEnvelope, keys: TrustedKeys): T
   const signature = decodeSignature(envelope.signature);
   const key = keys.byId.get(envelope.key_id);
   if (!key) {
-    const why = keys.source === undefined ? 'no keys are trusted (SOVEREIGN_KEYS is not set)' : `it is not among the keys in ${keys.source}`;
+    // Never the server's key directory: a refusal goes to whoever posted.
+    const why = keys.source === undefined ? 'no keys are trusted (SOVEREIGN_KEYS is not set)' : 'it is not among the trusted sovereign public keys';
     throw refusal('APPROVAL_KEY_UNKNOWN', `key ${envelope.key_id} is not a trusted sovereign key: ${why}`);
   }
   if (!verify(null, Buffer.from(envelope.document, 'utf8'), key.publicKey, signature)) {

@@ -50,7 +50,12 @@ export function loadTrustedKeys(source: string | undefined): Promise<TrustedKeys
   }
 }
 
-function readTrustedKeys(source: string | undefined): TrustedKeys {
+/**
+ * The same, synchronously: what a long-lived process reads at each use, so a
+ * key copied into (or removed from) SOVEREIGN_KEYS counts at once, without a
+ * restart. Cheap: a file is parsed again only when its text changed.
+ */
+export function readTrustedKeys(source: string | undefined): TrustedKeys {
   if (source === undefined) return { source, byId: new Map() };
   // Small local files, read synchronously: the gate reads them on every wake,
   // and thread-pool round trips cost more than the reads.
