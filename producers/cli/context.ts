@@ -25,9 +25,17 @@ export function out(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
+let printedJson = false;
+
 /** Prints a JSON object (snake_case keys are the caller's contract). */
 export function outJson(value: unknown): void {
+  printedJson = true;
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Whether the command already printed its JSON object: an error after it (exit 1) must not add a second one. */
+export function jsonPrinted(): boolean {
+  return printedJson;
 }
 
 /** Formats rows as an aligned plain-text table. */

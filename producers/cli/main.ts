@@ -4,11 +4,12 @@ import { Command, CommanderError } from 'commander';
 import { config } from '../../shared/config.js';
 import { CutterError, coerceError, exitCodeFor } from '../../shared/errors.js';
 import { redactText } from '../../shared/logger.js';
-import { CliContext, outJson } from './context.js';
+import { CliContext, jsonPrinted, outJson } from './context.js';
 import { databaseUnreachable } from './services.js';
 import { registerApprovalCommands } from './commands/approval.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
+import { registerBaselineCommands } from './commands/baseline.js';
 import { registerBoardCommand } from './commands/board.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommands } from './commands/demo.js';
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
     registerDemoCommands(program, ctx);
     registerAuditCommands(program, ctx);
     registerBackupCommands(program, ctx);
+    registerBaselineCommands(program, ctx);
     registerApprovalCommands(program, ctx);
     registerBoardCommand(program, ctx);
     registerGrantsCommands(program, ctx);
@@ -84,7 +86,8 @@ async function main(argv: string[]): Promise<number> {
     const err = explain(coerceError(thrown));
     const code = err instanceof CutterError ? err.code : 'INTERNAL';
     process.stderr.write(`cutter: ${redactText(err.message)} [${code}]\n`);
-    if (json) outJson({ error: { code, message: redactText(err.message) } });
+    // A command that printed its result and then exits 1 (a failed probe) keeps stdout one JSON object.
+    if (json && !jsonPrinted()) outJson({ error: { code, message: redactText(err.message) } });
     if (debug && err.stack) process.stderr.write(`${redactText(err.stack)}\n`);
     return exitCodeFor(err);
   } finally {

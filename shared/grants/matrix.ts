@@ -54,6 +54,7 @@ export const APP_WRITES: Readonly<Record<string, readonly TablePrivilege[]>> = {
   'cutter_governance.cut_change_set': ['INSERT', 'UPDATE'],
   'cutter_governance.cut_change_item': ['INSERT'],
   'cutter_governance.verify_result': ['INSERT', 'UPDATE'],
+  'cutter_governance.g0_baseline': ['INSERT'],
 };
 
 /** Table privileges the exec role must hold on no table of a governed schema: it writes only through apply_plan. */

@@ -91,8 +91,9 @@ function futureApprovals(targetName: string | null, quorum: number, eligible: Tr
   const runOf = targetName ? `the first live run of target ${targetName}` : 'the first live run';
   const enqueue = `cutter run --target ${targetName ?? 'T'} --snapshot FILE --mode live`;
   return [
-    blocker('sovereign', `SG_1 approval per the approval contract for ${runOf}, signed by ${signers(quorum, eligible)}, once that run has paused at SG_1`, `${why}; the run id and plan hash an approval binds exist only once \`${enqueue}\` has paused at SG_1`),
-    blocker('sovereign', `EXEC grant for that run per the approval contract (allowance: execution_enabled=true), signed by ${signers(1, eligible)}`, 'it turns the kill switch on for that run alone; while the switch is off execute refuses (KILL_SWITCH_OFF)'),
+    // The operator's move first (enqueue, so a run id and plan hash exist), then the sovereign's.
+    blocker(['operator', 'sovereign'], `SG_1 approval per the approval contract for ${runOf}, signed by ${signers(quorum, eligible)}, once that run has paused at SG_1`, `${why}; the run id and plan hash an approval binds exist only once \`${enqueue}\` has paused at SG_1`, { gap: 'SG_1' }),
+    blocker('sovereign', `EXEC grant for that run per the approval contract (allowance: execution_enabled=true), signed by ${signers(1, eligible)}`, 'it turns the kill switch on for that run alone; while the switch is off execute refuses (KILL_SWITCH_OFF)', { gap: 'EXEC' }),
   ];
 }
 
@@ -113,6 +114,7 @@ function pendingApprovals(ctx: RunContext, tally: GateTally, eligible: TrustedKe
         'sovereign',
         `SG_1 approval for run ${runId} (plan ${plan}) per the approval contract, signed by ${signers(missing, eligible.filter((k) => !given.has(k.keyId)))}${allowance}`,
         `run ${runId} of target ${gate.target} is awaiting approval with ${tally.sg1.length} of ${tally.quorum} valid SG_1 approval(s)${deadline}`,
+        { gap: 'SG_1' },
       ),
     );
   }
@@ -124,6 +126,7 @@ function pendingApprovals(ctx: RunContext, tally: GateTally, eligible: TrustedKe
         tally.exec.length
           ? `an EXEC grant for run ${runId} is stored, but the kill switch no longer holds on for it (expired or turned off)`
           : `no valid EXEC grant for run ${runId}: the kill switch stays off and execute would refuse${deadline}`,
+        { gap: 'EXEC' },
       ),
     );
   }
@@ -164,8 +167,8 @@ export async function checkApprovalContract(input: ApprovalInput): Promise<Packa
       if (run.run.status !== 'awaiting_approval') {
         const plan = run.gate.planSha256 ? ` (plan ${run.gate.planSha256})` : '';
         blockers.push(
-          blocker('sovereign', `SG_1 approval for run ${run.run.run_id}${plan} per the approval contract, signed by ${signers(quorum, facts.eligible)}, once it pauses at SG_1`, `run ${run.run.run_id} is ${run.run.status} and has not reached SG_1 yet`),
-          blocker('sovereign', `EXEC grant for run ${run.run.run_id} per the approval contract (allowance: execution_enabled=true), signed by ${signers(1, facts.eligible)}`, 'it turns the kill switch on for that run alone'),
+          blocker('sovereign', `SG_1 approval for run ${run.run.run_id}${plan} per the approval contract, signed by ${signers(quorum, facts.eligible)}, once it pauses at SG_1`, `run ${run.run.run_id} is ${run.run.status} and has not reached SG_1 yet`, { gap: 'SG_1' }),
+          blocker('sovereign', `EXEC grant for run ${run.run.run_id} per the approval contract (allowance: execution_enabled=true), signed by ${signers(1, facts.eligible)}`, 'it turns the kill switch on for that run alone', { gap: 'EXEC' }),
         );
       } else blockers.push(...pendingApprovals(run, tally, facts.eligible, input.switchOnForRun));
     }

@@ -6,12 +6,14 @@ import { redactUrl } from '../logger.js';
 import { statSnapshot } from '../snapshot/validate.js';
 import { checkApprovalContract } from './approvals.js';
 import { checkBackupRunner } from './backup.js';
+import { compareWithBaseline, loadBaseline, measureG0, type G0Item } from './baseline.js';
 import { checkCommandPackage, COMMAND_PACKAGE, type FlowBuilder } from './command-package.js';
 import { compareDbState, takeDbSnapshot, type DbSnapshot } from './db-state.js';
 import { checkGrantProbe } from './grants.js';
 import { checkTargetIntake } from './intake.js';
 import { checkKillSwitch } from './kill-switch.js';
 import { checkRedisDurability, REDIS_DURABILITY } from './redis-durability.js';
+import { readOnly } from './read-only.js';
 import { loadRunContext, type RunContext } from './run-context.js';
 import { messageOf, unchecked, type PackageResult, type Readiness, type ReadinessScope } from './types.js';
 import { decideVerdict } from './verdict.js';
@@ -36,6 +38,8 @@ export interface ReadinessRequest {
   target?: string | undefined;
   runId?: string | undefined;
   snapshot?: string | undefined;
+  /** A recorded G0 baseline to compare the database with (`cutter baseline record`). */
+  baseline?: string | undefined;
 }
 
 function where(cfg: Config): { database: string; redis: string } {
@@ -74,6 +78,8 @@ export async function collectReadiness(deps: ReadinessDeps, req: ReadinessReques
     queue_prefix: cfg.CUTTER_QUEUE_PREFIX,
   };
   if (req.snapshot) await statSnapshot(req.snapshot);
+  // An unknown name is bad input, found before anything is checked.
+  const recorded = req.baseline === undefined ? null : await loadBaseline(pool, req.baseline);
 
   let before: DbSnapshot;
   let run: RunContext | null = null;
@@ -82,7 +88,7 @@ export async function collectReadiness(deps: ReadinessDeps, req: ReadinessReques
     if (req.runId) run = await loadRunContext(pool, req.runId);
   } catch (err) {
     const failure = `database ${place.database} could not be read: ${messageOf(err)}; nothing else was checked`;
-    return decideVerdict({ startedUtc, scope, dbState: [], packages: [], criteria: [], failures: [failure] });
+    return decideVerdict({ startedUtc, scope, dbState: [], baseline: null, packages: [], criteria: [], failures: [failure] });
   }
   if (req.runId && !run) throw new CutterError('RUN_UNKNOWN', `no run ${req.runId}: see cutter status, or leave out --run`, { kind: 'bad_input' });
   if (run && req.target && req.target !== run.run.target) {
@@ -108,15 +114,19 @@ export async function collectReadiness(deps: ReadinessDeps, req: ReadinessReques
 
   const failures = [...new Set(results.map((r) => r.failure).filter((f): f is string => f !== null))];
   let after: DbSnapshot | null = null;
+  let g0Now: G0Item[] | null = null;
   try {
     after = await takeDbSnapshot(pool);
+    if (recorded) g0Now = await readOnly(pool, measureG0);
   } catch (err) {
     failures.push(`the second fingerprint of database ${place.database} could not be taken: ${messageOf(err)}`);
   }
+  const lines = recorded ? compareWithBaseline(recorded.items, g0Now) : [];
   return decideVerdict({
     startedUtc,
     scope,
     dbState: compareDbState(before, after),
+    baseline: recorded ? { name: recorded.name, recorded_utc: recorded.recorded_utc, recorded_by: recorded.recorded_by, lines, holds: lines.every((l) => l.equal) } : null,
     packages: results,
     criteria: intake.criteria,
     failures,

@@ -47,7 +47,7 @@ export async function checkTargetIntake(pool: Pool, input: IntakeInput): Promise
   try {
     if (!input.targetName) {
       const names = (await readOnly(pool, (c) => listTargets(c))).map((t) => t.name);
-      blockers.push(blocker('operator', `the target of the first live run named with --target T (registered: ${names.join(', ') || 'none'})`, 'no --target or --run was given, so C1–C6 have no target to be checked for'));
+      blockers.push(blocker('operator', `the target of the first live run named with --target T (registered: ${names.join(', ') || 'none'})`, 'no --target or --run was given, so C1–C6 have no target to be checked for', { gap: 'C1' }));
       const criteria = (['C1', 'C2', 'C3', 'C4', 'C5', 'C6'] as const).map((id) => notChecked(id, 'no target given'));
       return finish([...criteria, c7], blockers, null);
     }
@@ -55,17 +55,17 @@ export async function checkTargetIntake(pool: Pool, input: IntakeInput): Promise
     return await readOnly(pool, async (client) => {
       const target = await getTarget(client, name);
       if (!target) {
-        blockers.push(blocker('operator', `target ${name} registered: cutter target register --file ${name}.json`, `no target named ${name} is registered`));
+        blockers.push(blocker('operator', `target ${name} registered: cutter target register --file ${name}.json`, `no target named ${name} is registered`, { gap: 'C1' }));
         const rest = (['C2', 'C3', 'C4', 'C5', 'C6'] as const).map((id) => notChecked(id, 'C1 failed'));
         return finish([{ id: 'C1', status: 'FAIL', reason: `target ${name} is not registered` }, ...rest, c7], blockers, null);
       }
       const criteria: CriterionRow[] = [c1(target, blockers)];
       const c2 = await checkC2(client, target);
-      if (!c2.pass) blockers.push(blocker('operator', `units in corpus ${target.corpus}, or target ${name} re-registered with "allow_empty_corpus": true`, c2.reason));
+      if (!c2.pass) blockers.push(blocker('operator', `units in corpus ${target.corpus}, or target ${name} re-registered with "allow_empty_corpus": true`, c2.reason, { gap: 'C2' }));
       const c3 = await checkC3(client, target, 'live');
-      if (!c3.pass) blockers.push(blocker('operator', `a target whose corpus is not protected: ${name} allows dry runs only`, c3.reason));
+      if (!c3.pass) blockers.push(blocker('operator', `a target whose corpus is not protected: ${name} allows dry runs only`, c3.reason, { gap: 'C3' }));
       const c4 = await checkC4(client, target.corpus, input.run ? { runId: input.run.run.run_id } : {});
-      if (!c4.pass) blockers.push(blocker('operator', `corpus ${target.corpus} free: the run holding it finished, failed or expired`, c4.reason));
+      if (!c4.pass) blockers.push(blocker('operator', `corpus ${target.corpus} free: the run holding it finished, failed or expired`, c4.reason, { gap: 'C4' }));
       criteria.push(row(c2), row(c3), row(c4));
 
       const snapshot = input.snapshot ?? (input.run && !phaseDone(input.run, 'discover') ? input.run.run.snapshot_path : null);
@@ -89,14 +89,14 @@ export async function checkTargetIntake(pool: Pool, input: IntakeInput): Promise
         if (scope.forbiddenTotal > 0) {
           const moves = scope.forbidden.map((f) => `${f.key} ${f.move}`).join(', ');
           c6 = { id: 'C6', status: 'FAIL', reason: `the snapshot asks for ${scope.forbiddenTotal} forbidden transition(s): ${moves}` };
-          blockers.push(blocker('operator', `a snapshot without forbidden transitions (never out of retired, never enacted->draft, never created retired)`, c6.reason));
+          blockers.push(blocker('operator', `a snapshot without forbidden transitions (never out of retired, never enacted->draft, never created retired)`, c6.reason, { gap: 'C6' }));
         } else c6 = allowance(target, scope.counts, 'the plan of the snapshot (computed read-only, not frozen)', blockers);
       } else {
         c6 = notChecked('C6', c5.status === 'FAIL' ? 'C5 failed' : 'no snapshot given');
       }
       criteria.push(c6);
       if (c5.status === 'NOT CHECKED') {
-        blockers.push(blocker('operator', 'the snapshot of the first live run given as --snapshot FILE, so C5 and C6 can be checked', 'no snapshot was given and no run names one'));
+        blockers.push(blocker('operator', 'the snapshot of the first live run given as --snapshot FILE, so C5 and C6 can be checked', 'no snapshot was given and no run names one', { gap: 'C5' }));
       }
       return finish([...criteria, c7], blockers, target);
     });
@@ -121,7 +121,7 @@ function c1(target: TargetRecord, blockers: BlockerDraft[]): CriterionRow {
     return { id: 'C1', status: 'PASS', reason: `target ${target.name} is registered (by ${target.registeredBy}, ${target.registeredUtc.toISOString()}) and its registration is complete and valid` };
   }
   const reason = `the registration of ${target.name} is not valid: ${parsed.problems.join('; ')}`;
-  blockers.push(blocker('operator', `target ${target.name} registered again with a complete, valid registration file`, reason));
+  blockers.push(blocker('operator', `target ${target.name} registered again with a complete, valid registration file`, reason, { gap: 'C1' }));
   return { id: 'C1', status: 'FAIL', reason };
 }
 
@@ -133,11 +133,11 @@ async function checkC5(path: string, corpus: string, blockers: BlockerDraft[]): 
     if (err instanceof SnapshotInvalidError) {
       const issues = err.issues.map(formatIssue).join('; ');
       const reason = `${path} is invalid (${err.issues.length}${err.stoppedEarly ? '+' : ''} issue(s)): ${issues}`;
-      blockers.push(blocker('operator', `a snapshot that parses cleanly: fix ${path} (${issues})`, reason));
+      blockers.push(blocker('operator', `a snapshot that parses cleanly: fix ${path} (${issues})`, reason, { gap: 'C5' }));
       return { id: 'C5', status: 'FAIL', reason };
     }
     if (err instanceof CutterError && err.kind === 'bad_input') {
-      blockers.push(blocker('operator', `the snapshot file ${path} readable again (the run reads it in discover)`, err.message));
+      blockers.push(blocker('operator', `the snapshot file ${path} readable again (the run reads it in discover)`, err.message, { gap: 'C5' }));
       return { id: 'C5', status: 'FAIL', reason: err.message };
     }
     throw err;
@@ -155,7 +155,7 @@ function allowance(target: TargetRecord, counts: { unit_count: number; by_op: Re
     };
   } catch (err) {
     const reason = `${what}: ${messageOf(err).replace(/^C6: /, '')}`;
-    blockers.push(blocker('operator', `a snapshot within target ${target.name}'s allowance (max_units ${target.maxUnits}; transitions ${target.allowedTransitions.join(', ')}), or ${target.name} registered with a larger one`, reason));
+    blockers.push(blocker('operator', `a snapshot within target ${target.name}'s allowance (max_units ${target.maxUnits}; transitions ${target.allowedTransitions.join(', ')}), or ${target.name} registered with a larger one`, reason, { gap: 'C6' }));
     return { id: 'C6', status: 'FAIL', reason };
   }
 }

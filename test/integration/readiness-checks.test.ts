@@ -113,22 +113,22 @@ describe('a deployment where nothing runs', () => {
 
     const { code, report } = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT]);
     expect(code).toBe(0);
-    expect(report.verdict).toBe('PASS');
+    expect(report.g8).toBe('PASS');
     const workers = report.blockers.find((b) => b.package === 'command package');
-    expect(workers).toMatchObject({ owner: 'operator', blocking: true, form: `\`cutter worker\` running with CUTTER_QUEUE_PREFIX=${prefix} against this REDIS_URL` });
+    expect(workers).toMatchObject({ owners: ['operator'], blocking: true, form: `\`cutter worker\` running with CUTTER_QUEUE_PREFIX=${prefix} against this REDIS_URL` });
     expect(report.packages.find((p) => p.name === 'command package')?.checks[0]).toBe(
       `live workers under prefix ${prefix} (CLIENT LIST): ${PHASES.map((p) => `${p} 0`).join(', ')}`,
     );
     if (volatileRedis) {
       expect(report.blockers.find((b) => b.package === 'Redis durability')).toMatchObject({
-        owner: 'operator',
+        owners: ['operator'],
         blocking: true,
         form: expect.stringMatching(/^Redis with appendonly yes and maxmemory-policy noeviction .*, or CUTTER_ALLOW_VOLATILE_REDIS=true as a deliberate choice$/) as string,
       });
     }
     // Keys are loaded and two may approve: only the approvals themselves remain for the sovereign.
-    expect(blocking(report).filter((b) => b.owner === 'sovereign').map((b) => b.form.slice(0, 8))).toEqual(['SG_1 app', 'EXEC gra']);
-    expect(blocking(report).every((b) => b.owner !== 'workflow_admin')).toBe(true);
+    expect(blocking(report).filter((b) => b.owners.includes('sovereign')).map((b) => b.form.slice(0, 8))).toEqual(['SG_1 app', 'EXEC gra']);
+    expect(blocking(report).every((b) => !b.owners.includes('workflow_admin'))).toBe(true);
     expect(await redisKeys(prefix)).toEqual(keysBefore);
   });
 
@@ -139,7 +139,7 @@ describe('a deployment where nothing runs', () => {
     const { report } = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT], { SOVEREIGN_KEYS: keys, SOVEREIGN_QUORUM: '2' });
     expect(report.packages.find((p) => p.name === 'approval contract')?.runnable).toBe('NO');
     expect(blocking(report).filter((b) => b.package === 'approval contract')[0]).toMatchObject({
-      owner: 'sovereign',
+      owners: ['sovereign'],
       form: `1 more sovereign public key(s) in SOVEREIGN_KEYS, of an identity other than ${login} and tester, or SOVEREIGN_QUORUM lowered to 1`,
     });
   });
@@ -152,7 +152,7 @@ describe('a grant taken from the exec role', () => {
     expect(code).toBe(0);
     expect(report.packages.find((p) => p.name === 'grant probe')?.runnable).toBe('NO');
     const grant = report.blockers.find((b) => b.package === 'grant probe');
-    expect(grant).toMatchObject({ owner: 'workflow_admin', blocking: true, form: expect.stringMatching(/^the GRANT package below, applied by workflow_admin/) as string });
+    expect(grant).toMatchObject({ owners: ['workflow_admin'], blocking: true, form: expect.stringMatching(/^the GRANT package below, applied by workflow_admin/) as string });
     expect(grant?.attachment).toContain('GRANT EXECUTE ON FUNCTION "cutter_governance"."apply_plan"(text,text) TO "cutter_exec";');
 
     const md = await runCli(['readiness', '--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT], env);
@@ -161,7 +161,7 @@ describe('a grant taken from the exec role', () => {
     expect(await psql(db.url, grant?.attachment ?? '')).toEqual({ code: 0, stderr: '' });
     const after = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT]);
     expect(after.report.packages.find((p) => p.name === 'grant probe')?.runnable).toBe('YES');
-    expect(after.report.blockers.filter((b) => b.owner === 'workflow_admin')).toEqual([]);
+    expect(after.report.blockers.filter((b) => b.owners.includes('workflow_admin'))).toEqual([]);
   });
 });
 
@@ -179,7 +179,7 @@ describe('target intake', () => {
     const { code, report } = await readiness(['--target', 'icx-const']);
     expect(code).toBe(0);
     expect(criterion(report, 'C3')).toEqual({ id: 'C3', status: 'FAIL', reason: 'target icx-const is protected: a protected corpus is never cut live (a dry run is allowed)' });
-    expect(report.blockers.find((b) => b.package === 'target intake' && b.why === criterion(report, 'C3')?.reason)?.owner).toBe('operator');
+    expect(report.blockers.find((b) => b.package === 'target intake' && b.why === criterion(report, 'C3')?.reason)?.owners).toEqual(['operator']);
     // Without a snapshot C5 and C6 are not checked, and that is itself a missing item.
     expect(criterion(report, 'C5')?.status).toBe('NOT CHECKED');
     expect(report.blockers.map((b) => b.form)).toContain('the snapshot of the first live run given as --snapshot FILE, so C5 and C6 can be checked');
@@ -188,7 +188,7 @@ describe('target intake', () => {
   it('an unknown target fails C1 with the command that registers it', async () => {
     const { report } = await readiness(['--target', 'icx-nope']);
     expect(criterion(report, 'C1')).toEqual({ id: 'C1', status: 'FAIL', reason: 'target icx-nope is not registered' });
-    expect(report.blockers[0]).toMatchObject({ owner: 'operator', package: 'target intake', form: 'target icx-nope registered: cutter target register --file icx-nope.json' });
+    expect(report.blockers[0]).toMatchObject({ owners: ['operator'], package: 'target intake', form: 'target icx-nope registered: cutter target register --file icx-nope.json' });
   });
 
   it('no target at all: naming one is the operator\'s first move', async () => {
@@ -209,7 +209,7 @@ describe('target intake', () => {
     expect(criterion(r6.report, 'C5')?.status).toBe('PASS');
     expect(criterion(r6.report, 'C6')?.status).toBe('FAIL');
     expect(criterion(r6.report, 'C6')?.reason).toContain('draft->retired (1 units)');
-    expect(r6.report.blockers.find((b) => b.why === criterion(r6.report, 'C6')?.reason)?.owner).toBe('operator');
+    expect(r6.report.blockers.find((b) => b.why === criterion(r6.report, 'C6')?.reason)?.owners).toEqual(['operator']);
   });
 });
 
@@ -218,18 +218,18 @@ describe('when the check cannot be completed, or is asked wrongly', () => {
     const r = await runCli(['readiness', '--format', 'json'], { ...env, DATABASE_URL: db.url.replace(/\/[^/]*$/, '/cutter_no_such_database') });
     expect(r.code).toBe(1);
     const report = JSON.parse(r.stdout) as Readiness;
-    expect(report.verdict).toBe('FAIL');
+    expect(report.g8).toBe('FAIL');
     expect(report.failures).toEqual([expect.stringMatching(/^database cutter_no_such_database on .* could not be read: .*does not exist; nothing else was checked$/)]);
     const md = await runCli(['readiness'], { ...env, DATABASE_URL: db.url.replace(/\/[^/]*$/, '/cutter_no_such_database') });
     expect(md.code).toBe(1);
-    expect(md.stdout).toContain('**Verdict: FAIL** — the check could not be completed: database cutter_no_such_database');
+    expect(md.stdout).toContain('**g8: FAIL** · ready for a live run: **no (g8 FAIL)** — the check could not be completed: database cutter_no_such_database');
   });
 
   it('an unreachable Redis is FAIL with exit 1, and the database is still shown UNCHANGED', async () => {
     const before = await digestAllTables(db.pool);
     const { code, report } = await readiness(['--target', 'icx-work'], { REDIS_URL: 'redis://127.0.0.1:1' });
     expect(code).toBe(1);
-    expect(report.verdict).toBe('FAIL');
+    expect(report.g8).toBe('FAIL');
     expect(report.failures[0]).toMatch(/^Redis at redis:\/\/127\.0\.0\.1:1 did not answer/);
     expect(report.db_state.every((d) => d.unchanged)).toBe(true);
     expect(await digestAllTables(db.pool)).toEqual(before);
@@ -244,6 +244,6 @@ describe('when the check cannot be completed, or is asked wrongly', () => {
     expect(snap.stderr).toMatch(/missing\.ndjson does not exist \[SNAPSHOT_NOT_FOUND\]/);
     const format = await runCli(['readiness', '--format', 'xml'], env);
     expect(format.code).toBe(2);
-    expect(format.stderr.trim()).toBe('cutter: --format must be md or json, not xml [BAD_FORMAT]');
+    expect(format.stderr.trim()).toBe("error: option '--format <format>' argument 'xml' is invalid. Allowed choices are md, json.");
   });
 });

@@ -93,7 +93,7 @@ async function readiness(args: string[]): Promise<{ code: number; report: Readin
   return { code: r.code, report: JSON.parse(r.stdout) as Readiness, stderr: r.stderr };
 }
 
-const blocking = (r: Readiness) => r.blockers.filter((b) => b.blocking).map((b) => ({ owner: b.owner, form: b.form }));
+const blocking = (r: Readiness) => r.blockers.filter((b) => b.blocking).map((b) => ({ gap: b.gap, owners: b.owners, form: b.form }));
 const runnable = (r: Readiness) => Object.fromEntries(r.packages.map((p) => [p.name, p.runnable]));
 
 /** Name, size and mtime of every file under a directory: what "wrote no file" is checked against. */
@@ -114,10 +114,10 @@ async function switchOn(): Promise<boolean> {
 /** The four items missing on a fresh database, in report order. */
 function freshBlockers() {
   return [
-    { owner: 'operator', form: `a GPG key with fingerprint ${gpgKey.fpr} in GNUPGHOME (${keyring.home})` },
-    { owner: 'operator', form: expect.stringMatching(/^SOVEREIGN_KEYS pointing at the sovereign public keys/) as string },
-    { owner: 'sovereign', form: expect.stringMatching(/^SG_1 approval per the approval contract for the first live run of target icx-work, signed by 1 trusted sovereign key/) as string },
-    { owner: 'sovereign', form: expect.stringMatching(/^EXEC grant for that run per the approval contract \(allowance: execution_enabled=true\)/) as string },
+    { gap: 'C7', owners: ['operator'], form: `a GPG key with fingerprint ${gpgKey.fpr} in GNUPGHOME (${keyring.home})` },
+    { gap: 'SG_1', owners: ['operator'], form: expect.stringMatching(/^SOVEREIGN_KEYS pointing at the sovereign public keys/) as string },
+    { gap: 'SG_1', owners: ['operator', 'sovereign'], form: expect.stringMatching(/^SG_1 approval per the approval contract for the first live run of target icx-work, signed by 1 trusted sovereign key/) as string },
+    { gap: 'EXEC', owners: ['sovereign'], form: expect.stringMatching(/^EXEC grant for that run per the approval contract \(allowance: execution_enabled=true\)/) as string },
   ];
 }
 
@@ -129,11 +129,14 @@ describe('cutter readiness, one item provisioned at a time', () => {
 
     const { code, report } = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT]);
     expect(code).toBe(0);
-    expect(report.verdict).toBe('PASS');
+    expect([report.g8, report.ready_for_live_run, report.production_mutation, report.execution_enabled]).toEqual(['PASS', 'no (4 open)', 'NONE', false]);
     expect(blocking(report)).toEqual(freshBlockers());
+    expect(report.first_run_path.map((p) => `${p.package} ${p.state}`)).toEqual(
+      expect.arrayContaining(['backup runner OPEN', 'grant probe CLOSED/READY', 'approval contract OPEN', 'kill switch CLOSED/READY']) as string[],
+    );
     const notes = report.blockers.filter((b) => !b.blocking);
     if (volatileRedis) {
-      expect(notes).toEqual([expect.objectContaining({ owner: 'operator', package: 'Redis durability', form: expect.stringContaining('allowed by CUTTER_ALLOW_VOLATILE_REDIS=true') as string })]);
+      expect(notes).toEqual([expect.objectContaining({ owners: ['operator'], package: 'Redis durability', form: expect.stringContaining('allowed by CUTTER_ALLOW_VOLATILE_REDIS=true') as string })]);
     } else expect(notes).toEqual([]);
     expect(report.blockers.map((b) => b.id)).toEqual(report.blockers.map((_, i) => i + 1));
     expect(runnable(report)).toMatchObject({
@@ -158,17 +161,19 @@ describe('cutter readiness, one item provisioned at a time', () => {
     expect([...listing(dir), ...listing(keyring.home)]).toEqual(files);
   });
 
-  it('reads as a report in markdown, with the same verdict and blockers', async () => {
+  it('reads as the report operators know, in five sections, with the same verdict and missing items', async () => {
     const r = await runCli(['readiness', '--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT], env);
     expect(r.code, r.stderr).toBe(0);
     const md = r.stdout;
-    expect(md).toMatch(/^# Readiness report: target icx-work\n\n\*\*Verdict: PASS\*\* — the check ran to the end and changed nothing; 4 blocking item\(s\) are missing \(2 for operator, 2 for sovereign\)\./);
+    expect(md).toMatch(/^# Readiness report: target icx-work\n\n\*\*g8: PASS\*\* · ready for a live run: \*\*no \(4 open\)\*\* — the check ran to the end and it changed nothing; 4 blocking item\(s\) are open \(3 for operator, 2 for sovereign\)\./);
+    expect(md.match(/^## \d\. .*$/gm)).toEqual(['## 1. Database state', '## 2. Packages', '## 3. Missing items', '## 4. First-run path', '## 5. Verdict']);
     expect(md).toMatch(/^\| public\.information_unit \| 158 rows, md5 [0-9a-f]{12} \| 158 rows, md5 [0-9a-f]{12} \| UNCHANGED \|$/m);
-    expect(md).toContain('| execution_enabled() | false | false | UNCHANGED |');
-    expect(md).toMatch(/^All \d+ items UNCHANGED: the check changed nothing\.$/m);
-    expect(md).toContain(`1. **operator**, blocking (backup runner): a GPG key with fingerprint ${gpgKey.fpr} in GNUPGHOME (${keyring.home})`);
-    expect(md).toMatch(/^4\. \*\*sovereign\*\*, blocking \(approval contract\): EXEC grant for that run/m);
-    expect(md).toContain('## 4. Verdict');
+    expect(md).toContain('| execution_enabled() | False | False | UNCHANGED |');
+    expect(md).toMatch(/^All \d+ items UNCHANGED: \*\*ZERO persistent production mutation\*\* by this check\.$/m);
+    expect(md).toContain(`1. **C7** · operator · blocking · package: backup runner\n   - form: a GPG key with fingerprint ${gpgKey.fpr} in GNUPGHOME (${keyring.home})`);
+    expect(md).toMatch(/^3\. \*\*SG_1\*\* · operator \+ sovereign · blocking · package: approval contract$/m);
+    expect(md).toMatch(/^4\. \*\*EXEC\*\* · sovereign · blocking · package: approval contract$/m);
+    expect(md).toContain('```\ng8: PASS\nproduction_mutation: NONE\nexecution_enabled: False\nready_for_live_run: no (4 open)\n```');
   });
 
   it('importing the GPG key into GNUPGHOME removes exactly that blocker', async () => {
@@ -176,7 +181,7 @@ describe('cutter readiness, one item provisioned at a time', () => {
     execFileSync('gpg', ['--batch', '--homedir', keyring.home, '--import'], { input: exported, stdio: ['pipe', 'ignore', 'ignore'] });
     const { code, report } = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT]);
     expect(code).toBe(0);
-    expect(report.verdict).toBe('PASS');
+    expect(report.g8).toBe('PASS');
     expect(blocking(report)).toEqual(freshBlockers().slice(1));
     expect(runnable(report)).toMatchObject({ 'backup runner': 'YES', 'target intake': 'YES' });
     expect(report.criteria.find((c) => c.id === 'C7')?.status).toBe('PASS');
@@ -189,11 +194,11 @@ describe('cutter readiness, one item provisioned at a time', () => {
     env['SOVEREIGN_KEYS'] = sovereignDir;
     const { code, report } = await readiness(['--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT]);
     expect(code).toBe(0);
-    expect(report.verdict).toBe('PASS');
+    expect(report.g8).toBe('PASS');
     const key = `sovereign-a [${sovereign.keyId}]`;
     expect(blocking(report)).toEqual([
-      { owner: 'sovereign', form: `SG_1 approval per the approval contract for the first live run of target icx-work, signed by 1 of the keys ${key}, once that run has paused at SG_1` },
-      { owner: 'sovereign', form: `EXEC grant for that run per the approval contract (allowance: execution_enabled=true), signed by 1 of the keys ${key}` },
+      { gap: 'SG_1', owners: ['operator', 'sovereign'], form: `SG_1 approval per the approval contract for the first live run of target icx-work, signed by 1 of the keys ${key}, once that run has paused at SG_1` },
+      { gap: 'EXEC', owners: ['sovereign'], form: `EXEC grant for that run per the approval contract (allowance: execution_enabled=true), signed by 1 of the keys ${key}` },
     ]);
     expect(runnable(report)['approval contract']).toBe('YES');
   });
@@ -208,15 +213,16 @@ describe('cutter readiness, one item provisioned at a time', () => {
 
     const { code, report } = await readiness(['--run', runId]);
     expect(code).toBe(0);
-    expect(report.verdict).toBe('PASS');
+    expect(report.g8).toBe('PASS');
     expect(report.scope).toMatchObject({ target: 'icx-work', run_id: runId, run_status: 'awaiting_approval', plan_sha256: planSha256 });
     const key = `sovereign-a [${sovereign.keyId}]`;
     expect(blocking(report)).toEqual([
       {
-        owner: 'sovereign',
+        gap: 'SG_1',
+        owners: ['sovereign'],
         form: `SG_1 approval for run ${runId} (plan ${planSha256}) per the approval contract, signed by 1 of the keys ${key}, with an allowance of at least max_units=55; transitions=draft->enacted,new->draft,revise`,
       },
-      { owner: 'sovereign', form: `EXEC grant for run ${runId} (plan ${planSha256}) per the approval contract (allowance: execution_enabled=true), signed by 1 of the keys ${key}` },
+      { gap: 'EXEC', owners: ['sovereign'], form: `EXEC grant for run ${runId} (plan ${planSha256}) per the approval contract (allowance: execution_enabled=true), signed by 1 of the keys ${key}` },
     ]);
     expect(report.criteria.find((c) => c.id === 'C4')?.reason).toBe('corpus ICX-WORK is held by this run');
     expect(report.criteria.find((c) => c.id === 'C6')?.reason).toContain(`run ${runId}'s frozen plan ${planSha256}: 55 unit(s)`);
@@ -228,8 +234,8 @@ describe('cutter readiness, one item provisioned at a time', () => {
     await store('SG_1');
     const { code, report } = await readiness(['--run', runId]);
     expect(code).toBe(0);
-    expect(report.verdict).toBe('PASS');
-    expect(blocking(report)).toEqual([{ owner: 'sovereign', form: expect.stringMatching(new RegExp(`^EXEC grant for run ${runId} \\(plan ${planSha256}\\)`)) as string }]);
+    expect(report.g8).toBe('PASS');
+    expect(blocking(report)).toEqual([{ gap: 'EXEC', owners: ['sovereign'], form: expect.stringMatching(new RegExp(`^EXEC grant for run ${runId} \\(plan ${planSha256}\\)`)) as string }]);
   });
 
   it('with the EXEC grant in (the switch on for the run) nothing is missing: READY', async () => {
@@ -238,7 +244,7 @@ describe('cutter readiness, one item provisioned at a time', () => {
     const tables = await digestAllTables(db.pool);
     const { code, report } = await readiness(['--run', runId]);
     expect(code).toBe(0);
-    expect(report.verdict).toBe('READY');
+    expect([report.g8, report.ready_for_live_run]).toEqual(['PASS', 'yes']);
     expect(blocking(report)).toEqual([]);
     expect(report.packages.every((p) => p.runnable === 'YES' || p.name === 'Redis durability')).toBe(true);
     expect(report.packages.find((p) => p.name === 'kill switch')?.verified).toMatch(new RegExp(`^on for run ${runId} alone until `));
@@ -247,7 +253,7 @@ describe('cutter readiness, one item provisioned at a time', () => {
 
     const md = await runCli(['readiness', '--run', runId], env);
     expect(md.code).toBe(0);
-    expect(md.stdout).toContain('**Verdict: READY** — nothing is missing');
+    expect(md.stdout).toContain('**g8: PASS** · ready for a live run: **yes** — the check ran to the end and it changed nothing; nothing blocking is open.');
   });
 });
 
