@@ -97,6 +97,12 @@ describe('conventions a user\'s tools expect', () => {
     expect(commandHelp.stdout).toContain('--allow-no-workers');
   });
 
+  it('numbers are parsed by the command line: a bad --port is refused naming it, exit 2', async () => {
+    const result = await runCli(['board', '--port', '70000'], env.env);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe("error: option '--port <port>' argument '70000' is invalid. It must be a whole number from 0 to 65535.");
+  });
+
   it('--mode is one of its choices', async () => {
     const result = await runCli(['run', '--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT, '--mode', 'wet'], env.env);
     expect(result.code).toBe(2);

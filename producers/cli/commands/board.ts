@@ -4,22 +4,20 @@ import { startBoardServer } from '../../../board/server.js';
 import { CutterError } from '../../../shared/errors.js';
 import { logger } from '../../../shared/logger.js';
 import type { CliContext } from '../context.js';
+import { wholeNumber } from '../options.js';
 
 /** `cutter board`: serve the HTTP API on BOARD_PORT until SIGTERM/SIGINT, then close cleanly. */
 export function registerBoardCommand(program: Command, ctx: () => CliContext): void {
   program
     .command('board')
     .description('start the HTTP server: Bull Board (read-only), run pages, approval endpoint, /healthz, /metrics')
-    .option('--port <port>', 'listen here instead of BOARD_PORT (0 = any free port)')
+    .option('--port <port>', 'listen here instead of BOARD_PORT (0 = any free port)', wholeNumber(0, 65535))
     .option('--host <host>', 'the address to bind instead of BOARD_HOST (default 127.0.0.1; 0.0.0.0 exposes it on every address)')
     .option('--demo', 'bind to 127.0.0.1 and print generated Bull Board credentials (no BOARD_USER/BOARD_PASSWORD needed)')
-    .action(async (opts: { port?: string; host?: string; demo?: boolean }) => {
+    .action(async (opts: { port?: number; host?: string; demo?: boolean }) => {
       const log = logger();
       const cfg = ctx().cfg;
-      const port = opts.port === undefined ? undefined : Number(opts.port);
-      if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
-        throw new CutterError('PORT_INVALID', '--port must be a port number 0-65535 (0 = any free port)', { kind: 'bad_input' });
-      }
+      const port = opts.port;
       const host = opts.host ?? (opts.demo ? '127.0.0.1' : cfg.BOARD_HOST);
       let credentials: BoardCredentials;
       if (opts.demo) {
