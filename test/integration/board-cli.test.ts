@@ -38,11 +38,16 @@ describe('cutter board', () => {
       let stdout = '';
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      // Up once it says so on stdout and its log line (written by pino's transport thread) has reached stderr.
       await new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (/Bull Board: /.test(stdout) && stderr.includes('board listening')) resolve();
+        };
         child.stdout.setEncoding('utf8').on('data', (d: string) => {
           stdout += d;
-          if (/Bull Board: /.test(stdout)) resolve();
+          check();
         });
+        child.stderr.on('data', check);
         child.once('exit', (code) => reject(new Error(`cutter board exited early (${String(code)}): ${stderr}`)));
       });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
