@@ -64,7 +64,7 @@ export async function createBoardDeps(args: {
     pool,
     keys,
     quorum: cfg.SOVEREIGN_QUORUM,
-    gateQueue: queues['approval-gate'],
+    queues,
     log,
     releaseWaitMs: options.releaseWaitMs,
   };
