@@ -103,17 +103,19 @@ describe('cutter db migrate', () => {
     await migrateOldHead(old.url, { execRole: 'cutter_exec' });
     expect((await ledger(old.url)).map((r) => r.version)).toEqual([1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
     const result = await migrate(old.url, { execRole: 'cutter_exec' });
-    expect(result.applied).toEqual(['020_ledger_stands_alone.sql', '021_run_enqueued_by.sql']);
+    expect(result.applied).toEqual(['020_ledger_stands_alone.sql', '021_run_enqueued_by.sql', '022_run_cancel_reject.sql']);
     expect(result.amended).toEqual([
       `002_governance.sql: ${AMENDED[0]?.reason ?? ''}`,
       `003_audit.sql: ${AMENDED[1]?.reason ?? ''}`,
     ]);
     expect(result.squashed).toEqual({ replaced: SQUASHED.replaced.map((r) => r.name), by: ['010_staging_checks_indexes.sql'] });
-    expect(result.routines.recreated).toEqual(['store_approval']);
+    expect(result.routines.recreated).toEqual([]);
     expect(result.routines.dropped).toEqual([
       'function cutter_governance.disarm_execution(p_actor text)',
       'function cutter_governance.gate_handoff(p_run_id text)',
       'function cutter_governance.open_gate(p_run_id text, p_ids bigint[], p_actor text, p_audit_detail jsonb, p_phase_summary jsonb, p_claimed boolean, p_started_at timestamp with time zone, p_judged jsonb)',
+      // Rejections (issue 25) gave store_approval its p_reason: a new signature, so the old one is stale.
+      'function cutter_governance.store_approval(p_run_id text, p_gate text, p_key_id text, p_key_name text, p_document text, p_signature text, p_nonce text, p_plan_sha256 text, p_signed_utc timestamp with time zone, p_expires_utc timestamp with time zone, p_actor text, p_audit_detail jsonb)',
     ]);
 
     const fresh = newDatabase('migrate_fresh');
@@ -132,7 +134,7 @@ describe('cutter db migrate', () => {
     const result = await migrate(old.url, { execRole: 'cutter_exec' });
     expect(result.amended).toHaveLength(2);
     expect(result.squashed).toBeNull();
-    expect(result.applied).toEqual(['010_staging_checks_indexes.sql', '020_ledger_stands_alone.sql', '021_run_enqueued_by.sql']);
+    expect(result.applied).toEqual(['010_staging_checks_indexes.sql', '020_ledger_stands_alone.sql', '021_run_enqueued_by.sql', '022_run_cancel_reject.sql']);
     const fresh = newDatabase('migrate_003_fresh');
     await migrate(fresh.url, { execRole: 'cutter_exec' });
     expect(await schemaDump(old.url)).toEqual(await schemaDump(fresh.url));
