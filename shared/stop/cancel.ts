@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import { CutterError } from '../errors.js';
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import { removeRunJobs } from '../jobs/cleanup.js';
 import type { Phase } from '../jobs/catalog.js';
@@ -58,6 +59,14 @@ export async function cancelRun(
 ): Promise<StopOutcome & { activeJobs: Phase[] }> {
   const outcome = await cancelRunInDb(deps.pool, args);
   const done = outcome.outcome === 'stopped' || outcome.outcome === 'already';
-  const activeJobs = done ? await removeRunJobs(deps.queues, args.runId) : [];
-  return { ...outcome, activeJobs };
+  if (!done) return { ...outcome, activeJobs: [] };
+  try {
+    return { ...outcome, activeJobs: await removeRunJobs(deps.queues, args.runId) };
+  } catch (err) {
+    throw new CutterError(
+      'CANCEL_JOBS_NOT_REMOVED',
+      `run ${args.runId} is cancelled, but its jobs could not be removed from Redis (${(err as Error).message}): run the same cancel again once Redis answers`,
+      { cause: err },
+    );
+  }
 }

@@ -27,7 +27,11 @@ async function rejectRun(deps: ApprovalDeps, valid: ValidApproval): Promise<Subm
     await saveStoppedReport(tx, runId);
     return id;
   });
-  const active = await removeRunJobs(deps.queues, runId);
+  // The rejection stands once committed; jobs Redis kept would be removed by the first worker that meets them (the run has ended).
+  const active = await removeRunJobs(deps.queues, runId).catch((err: unknown) => {
+    deps.log.error({ err, run_id: runId }, 'run rejected, but its jobs could not be removed from Redis now');
+    return [];
+  });
   deps.log.info({ run_id: runId, key_id: valid.key.keyId, decision_id: decisionId, active_jobs: active }, 'run rejected');
   return {
     accepted: true,
