@@ -110,7 +110,10 @@ describe('cutter cancel', () => {
     expect(JSON.parse(first.stdout)).toMatchObject({ run_id: runId, cancelled: true, already: false, status: 'cancelled', active_jobs: [] });
     const row = await runRow(runId);
     expect(row).toMatchObject({ status: 'cancelled', error_code: 'RUN_CANCELLED', error_message: 'wrong snapshot' });
-    expect(row?.report).toContain('status: cancelled');
+    expect(row?.report).toContain('status: cancelled (RUN_CANCELLED at no phase: wrong snapshot)');
+    const status = await runCli(['status', runId], cliEnv);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain('cancelled: RUN_CANCELLED: wrong snapshot');
     const audited = await auditOf(runId, 'run.cancelled');
     expect(audited).toHaveLength(1);
     expect(audited[0]).toMatchObject({ actor: 'tester', detail: { actor: 'tester', reason: 'wrong snapshot', phase: null } });
