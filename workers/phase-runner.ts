@@ -56,7 +56,7 @@ export function phaseRunner<P extends Phase>(phase: P, worker: PhaseWorker<P>, d
     }
     if (!claimed.started) {
       // A late re-delivery of a run that already ended: nothing to do.
-      if (isStopped(run.status)) return leaveEndedRun(deps, runId, log);
+      if (isStopped(run.status)) return leaveEndedRun(deps, runId, run.status, log);
       return { skipped: `run already ${run.status}` };
     }
     const started = Date.now();
@@ -77,19 +77,21 @@ export function phaseRunner<P extends Phase>(phase: P, worker: PhaseWorker<P>, d
       );
       await reachMoment(`${phase}.after`, runId);
       // The run's lock first, as the claim takes it: the two never wait on each other in opposite orders.
-      const recorded = await withTransaction(deps.pool, async (tx) => {
-        // A run cancelled or rejected while the phase ran keeps no result of it.
-        if (!inFlight((await lockRun(tx, runId)) ?? 'gone')) return false;
+      const endedAs = await withTransaction(deps.pool, async (tx) => {
+        // A run that ended while the phase ran (cancelled, rejected, found lost) keeps no result of it.
+        const status = (await lockRun(tx, runId)) ?? 'gone';
+        if (!inFlight(status)) return status;
         await completePhase(tx, runId, phase, result);
         await worker.complete?.(tx, run, result);
-        return true;
+        return null;
       });
-      if (!recorded) return leaveEndedRun(deps, runId, log);
+      if (endedAs !== null) return isStopped(endedAs) ? leaveEndedRun(deps, runId, endedAs, log) : { skipped: `run already ${endedAs}` };
       log.info({ ms: Date.now() - started }, 'phase completed');
       return result;
     } catch (thrown) {
       // The phase may have failed because its run was stopped under it: that is no failure of the run.
-      if (!(thrown instanceof DelayedError) && (await stoppedStatus(deps, runId))) return leaveEndedRun(deps, runId, log);
+      const stopped = thrown instanceof DelayedError ? null : await stoppedStatus(deps, runId);
+      if (stopped) return leaveEndedRun(deps, runId, stopped, log);
       return settleFailure(deps, job, phase, runId, log, thrown);
     }
   };
@@ -189,8 +191,7 @@ async function stoppedStatus(deps: PhaseDeps, runId: string): Promise<StoppedSta
  * with a result that tells the fleet to remove it too (an active job cannot
  * be removed while it runs). The phase row says skipped (stop_run).
  */
-async function leaveEndedRun(deps: PhaseDeps, runId: string, log: Logger): Promise<StoppedRunResult> {
-  const status = (await stoppedStatus(deps, runId)) ?? 'ended';
+async function leaveEndedRun(deps: PhaseDeps, runId: string, status: StoppedStatus, log: Logger): Promise<StoppedRunResult> {
   await discardStagedSnapshot(deps.pool, runId);
   await removeRunJobs(deps.queues, runId);
   log.info({ status }, 'run stopped while the phase ran: nothing recorded');
