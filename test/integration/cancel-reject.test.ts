@@ -287,6 +287,10 @@ describe('a signed rejection', () => {
     });
     expect(await switchOnFor(runId)).toBe(false);
     await expectNoJobs(runId);
+    // The run API and page show the rejection and its reason.
+    const api = (await (await fetch(`${board.url}/runs/${runId}`)).json()) as { status: string; approvals: { decisions: { gate: string; reason: string | null }[] } };
+    expect(api.status).toBe('rejected');
+    expect(api.approvals.decisions.map((d) => [d.gate, d.reason])).toEqual([['EXEC', null], ['REJECT', 'plan touches the wrong units']]);
 
     // The same document again, or a second rejection: the run is no longer awaiting approval.
     const replay = await runCli(['approval', 'submit', file], cliEnv);
