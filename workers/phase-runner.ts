@@ -8,7 +8,7 @@ import { removeRunJobs } from '../shared/jobs/cleanup.js';
 import { reachMoment } from '../shared/jobs/moments.js';
 import type { Logger } from '../shared/logger.js';
 import { buildReport } from '../shared/runs/report.js';
-import { inFlight, STOPPED_STATUSES, type StoppedStatus } from '../shared/runs/status.js';
+import { inFlight, isStopped, type StoppedStatus } from '../shared/runs/status.js';
 import { claimPhase, completePhase, failRun, getRun, lockRun, phaseProgress, saveReport } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
@@ -172,10 +172,6 @@ export interface StoppedRunResult {
 /** True for the result of leaveEndedRun. */
 export function isStoppedRunResult(value: unknown): value is StoppedRunResult {
   return typeof value === 'object' && value !== null && (value as { run_stopped?: unknown }).run_stopped === true;
-}
-
-function isStopped(status: string): status is StoppedStatus {
-  return (STOPPED_STATUSES as readonly string[]).includes(status);
 }
 
 /** The run's status when it was cancelled or rejected; null otherwise. */

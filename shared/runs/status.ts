@@ -23,6 +23,11 @@ export function hasEnded(status: string): boolean {
 export const STOPPED_STATUSES = ['cancelled', 'rejected'] as const satisfies readonly RunStatus[];
 export type StoppedStatus = (typeof STOPPED_STATUSES)[number];
 
+/** True for a run someone said no to. */
+export function isStopped(status: string): status is StoppedStatus {
+  return (STOPPED_STATUSES as readonly string[]).includes(status);
+}
+
 /** True once the run has ended any way but succeeded (the CLI's exit 1). */
 export function endedUnsuccessful(status: string): boolean {
   return hasEnded(status) && status !== 'succeeded';

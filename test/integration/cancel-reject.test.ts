@@ -4,13 +4,16 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
+import { enqueueRun } from '../../producers/flow/enqueue.js';
+import type { Pool, PoolClient } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
 import { PHASE_MOMENT_CHANNEL, type PhaseMoment, type PhaseMomentMessage } from '../../shared/jobs/moments.js';
+import { cancelRunInDb } from '../../shared/stop/cancel.js';
 import type { PhaseProcessor } from '../../workers/context.js';
 import { runCli } from '../support/cli.js';
 import { waitFor } from '../support/poll.js';
 import { PENDING_STATES, runJobs } from '../support/run-jobs.js';
-import { armSwitch, createRunEnv, type RunEnv, STAND_IN_GATE } from '../support/run-env.js';
+import { armSwitch, createRunEnv, DEMO_SNAPSHOT, type RunEnv, STAND_IN_GATE } from '../support/run-env.js';
 import { approvalFor, enactingSnapshot, postApproval, waitForGate } from '../support/sovereign.js';
 
 /**
@@ -125,6 +128,36 @@ describe('cutter cancel', () => {
     expect(await auditOf(runId, 'run.cancelled')).toHaveLength(1);
 
     expect(await env.corpus()).toEqual(before);
+    await expectCorpusFree();
+  });
+
+  it('cancels a run in the instant between its row and its jobs: the jobs its enqueue adds afterwards go too', async () => {
+    // The enqueue's transaction commits, a cancel lands, and only then does the enqueue add the flow.
+    let cancelled: Promise<unknown> | undefined;
+    const real = env.db.pool;
+    const onCommit = (client: PoolClient): PoolClient => {
+      const query = client.query.bind(client) as (text: string, values?: unknown[]) => Promise<unknown>;
+      let runId: string | undefined;
+      const racing = async (text: string, values?: unknown[]): Promise<unknown> => {
+        if (text.includes('INSERT INTO cutter_governance.run')) runId = String(values?.[0]);
+        const result = await query(text, values);
+        if (text === 'COMMIT' && runId) {
+          cancelled = cancelRunInDb(real, { runId, actor: 'tester', reason: 'between the row and the flow' });
+          await cancelled;
+        }
+        return result;
+      };
+      return Object.assign(Object.create(client) as PoolClient, { query: racing });
+    };
+    // Single statements go to the real pool; transactions get the racing client.
+    const pool = Object.assign(Object.create(real) as Pool, { query: real.query.bind(real), connect: async () => onCommit(await real.connect()) });
+    const { runId } = await enqueueRun(
+      { pool, redis: env.redis, prefix: env.cfg.CUTTER_QUEUE_PREFIX },
+      { target: 'icx-work', snapshotPath: DEMO_SNAPSHOT, mode: 'live', operator: 'tester', approvalWindowS: 3600 },
+    );
+    expect(await cancelled).toMatchObject({ outcome: 'stopped' });
+    expect((await runRow(runId))?.status).toBe('cancelled');
+    await expectNoJobs(runId);
     await expectCorpusFree();
   });
 
