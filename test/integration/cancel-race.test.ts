@@ -64,7 +64,7 @@ describe('cancel against the approval that releases the gate', () => {
       const runId = await env.enqueue('live', { snapshot: enactingSnapshot(env.dir, n, n) });
       const run = await waitForGate(env, runId);
       await submitApproval(deps, runId, approvalFor(run, 'SG_1', env.sovereign.key));
-      const delayMs = trial % 5 === 0 ? 0 : (trial * 37) % 400;
+      const delayMs = trial % 5 === 0 ? 0 : (trial * 53) % 1000;
       const [, cancel] = await Promise.all([
         submitApproval(deps, runId, approvalFor(run, 'EXEC', env.sovereign.key)).catch((err: unknown) => errorCode(err)),
         sleep(delayMs).then(() => cancelRun({ pool: env.db.pool, queues: deps.queues }, { runId, actor: 'race-test', reason: `trial ${trial}` })),
