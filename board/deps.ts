@@ -67,7 +67,7 @@ export async function createBoardDeps(args: {
       return readTrustedKeys(cfg.SOVEREIGN_KEYS);
     },
     quorum: cfg.SOVEREIGN_QUORUM,
-    gateQueue: queues['approval-gate'],
+    queues,
     log,
     releaseWaitMs: options.releaseWaitMs,
   };

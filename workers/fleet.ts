@@ -8,7 +8,7 @@ import { outageLog } from '../shared/outage-log.js';
 import { createRedis } from '../shared/redis.js';
 import { startReconciler, type Reconciler } from '../shared/runs/reconcile.js';
 import type { PhaseDeps, PhaseProcessor, PhaseWorker } from './context.js';
-import { phaseRunner } from './phase-runner.js';
+import { isStoppedRunResult, phaseRunner } from './phase-runner.js';
 import { PHASE_WORKERS } from './processors.js';
 
 export type StandIns = Partial<{ [P in Phase]: PhaseProcessor<P> }>;
@@ -68,6 +68,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       ...WORKER_LOCKS,
     });
     worker.on('error', (err) => outage('redis', err, 'worker error'));
+    // A job of a cancelled or rejected run was active when its run's jobs were removed: it goes now that it is no longer locked.
+    worker.on('completed', (job, result) => {
+      if (!isStoppedRunResult(result) || !job.id) return;
+      queues[phase].remove(job.id, { removeChildren: false }).catch((err: unknown) => log.warn({ err, phase, job_id: job.id }, 'could not remove a stopped run\'s job'));
+    });
     return worker;
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));

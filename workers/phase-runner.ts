@@ -4,9 +4,11 @@ import { isPostgresUnavailable, waitForPostgres, withTransaction } from '../shar
 import { CutterError, coerceError, errorCode } from '../shared/errors.js';
 import { disarmSwitchForRun } from '../shared/execute/ledger.js';
 import { jobId, PHASE_POLICY, phaseJobData, type Phase } from '../shared/jobs/catalog.js';
+import { removeRunJobs } from '../shared/jobs/cleanup.js';
 import { reachMoment } from '../shared/jobs/moments.js';
 import type { Logger } from '../shared/logger.js';
 import { buildReport } from '../shared/runs/report.js';
+import { inFlight, isStopped, type StoppedStatus } from '../shared/runs/status.js';
 import { claimPhase, completePhase, failRun, getRun, lockRun, phaseProgress, saveReport } from '../shared/runs/store.js';
 import { discardStagedSnapshot } from '../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../shared/targets/lock.js';
@@ -54,6 +56,7 @@ export function phaseRunner<P extends Phase>(phase: P, worker: PhaseWorker<P>, d
     }
     if (!claimed.started) {
       // A late re-delivery of a run that already ended: nothing to do.
+      if (isStopped(run.status)) return leaveEndedRun(deps, runId, run.status, log);
       return { skipped: `run already ${run.status}` };
     }
     const started = Date.now();
@@ -74,14 +77,21 @@ export function phaseRunner<P extends Phase>(phase: P, worker: PhaseWorker<P>, d
       );
       await reachMoment(`${phase}.after`, runId);
       // The run's lock first, as the claim takes it: the two never wait on each other in opposite orders.
-      await withTransaction(deps.pool, async (tx) => {
-        await lockRun(tx, runId);
+      const endedAs = await withTransaction(deps.pool, async (tx) => {
+        // A run that ended while the phase ran (cancelled, rejected, found lost) keeps no result of it.
+        const status = (await lockRun(tx, runId)) ?? 'gone';
+        if (!inFlight(status)) return status;
         await completePhase(tx, runId, phase, result);
         await worker.complete?.(tx, run, result);
+        return null;
       });
+      if (endedAs !== null) return isStopped(endedAs) ? leaveEndedRun(deps, runId, endedAs, log) : { skipped: `run already ${endedAs}` };
       log.info({ ms: Date.now() - started }, 'phase completed');
       return result;
     } catch (thrown) {
+      // The phase may have failed because its run was stopped under it: that is no failure of the run.
+      const stopped = thrown instanceof DelayedError ? null : await stoppedStatus(deps, runId);
+      if (stopped) return leaveEndedRun(deps, runId, stopped, log);
       return settleFailure(deps, job, phase, runId, log, thrown);
     }
   };
@@ -147,6 +157,39 @@ async function failClosed(deps: PhaseDeps, runId: string, phase: Phase, err: Err
   await releaseCorpusLock(deps.pool, runId);
   await discardStagedSnapshot(deps.pool, runId);
   await disarmSwitchForRun(deps.pool, runId, `worker:${phase}-failed`);
+  // The later phases' jobs go before this one fails: it keeps its own error, and none of them a child-failed copy.
+  await removeRunJobs(deps.queues, runId, { after: phase });
   if (!changed) return;
   await appendAudit(deps.pool, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
+}
+
+/** What a job of a cancelled or rejected run returns; the fleet removes the job once BullMQ has recorded it. */
+export interface StoppedRunResult {
+  skipped: string;
+  run_stopped: true;
+}
+
+/** True for the result of leaveEndedRun. */
+export function isStoppedRunResult(value: unknown): value is StoppedRunResult {
+  return typeof value === 'object' && value !== null && (value as { run_stopped?: unknown }).run_stopped === true;
+}
+
+/** The run's status when it was cancelled or rejected; null otherwise. */
+async function stoppedStatus(deps: PhaseDeps, runId: string): Promise<StoppedStatus | null> {
+  const run = await getRun(deps.pool, runId).catch(() => null);
+  return run && isStopped(run.status) ? run.status : null;
+}
+
+/**
+ * A phase whose run was cancelled or rejected while it ran (or before it was
+ * delivered): what it staged is dropped again (discover may have written
+ * after the stop), the run's other jobs are removed, and this one completes
+ * with a result that tells the fleet to remove it too (an active job cannot
+ * be removed while it runs). The phase row says skipped (stop_run).
+ */
+async function leaveEndedRun(deps: PhaseDeps, runId: string, status: StoppedStatus, log: Logger): Promise<StoppedRunResult> {
+  await discardStagedSnapshot(deps.pool, runId);
+  await removeRunJobs(deps.queues, runId);
+  log.info({ status }, 'run stopped while the phase ran: nothing recorded');
+  return { skipped: `run already ${status}`, run_stopped: true };
 }

@@ -91,7 +91,7 @@ function approvals(view: RunView, a: ApprovalSummary | null, now: Date): Safe {
     : html`<p>Nothing awaited.</p>`;
   const rows = a.decisions.length
     ? html`<table id="approvals"><thead><tr><th>gate</th><th>key</th><th>received</th><th>expires</th><th>consumed</th></tr></thead><tbody>
-${a.decisions.map((d) => html`<tr><td>${d.gate}</td><td>${d.key_name} <code>${d.key_id}</code></td><td>${d.received_utc}</td><td>${d.expires_utc}</td><td>${d.consumed_utc ?? '—'}</td></tr>`)}
+${a.decisions.map((d) => html`<tr><td>${d.gate}${d.reason === null ? html`` : html`: ${d.reason}`}</td><td>${d.key_name} <code>${d.key_id}</code></td><td>${d.received_utc}</td><td>${d.expires_utc}</td><td>${d.consumed_utc ?? '—'}</td></tr>`)}
 </tbody></table>`
     : html`<p>No approvals received.</p>`;
   return html`<h2>Approvals</h2>${window}${awaited}<h3>Received</h3>${rows}`;

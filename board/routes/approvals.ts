@@ -1,6 +1,6 @@
 import express, { type RequestHandler, type Router } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import { submitApproval } from '../../shared/approval/submit.js';
+import { submitDecision } from '../../shared/stop/reject.js';
 import type { BoardDeps } from '../deps.js';
 import { sendError } from '../errors.js';
 
@@ -40,7 +40,7 @@ export function approvalsRouter(deps: BoardDeps): Router {
     express.json({ limit: APPROVAL_BODY_LIMIT, type: 'application/json', strict: true }),
     async (req, res) => {
       const runId = String(req.params['runId']);
-      const answer = await submitApproval(deps.approvals, runId, req.body as unknown);
+      const answer = await submitDecision(deps.approvals, runId, req.body as unknown);
       res.status(201).json(answer);
     },
   );

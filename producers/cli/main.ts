@@ -11,6 +11,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerBaselineCommands } from './commands/baseline.js';
 import { registerBoardCommand } from './commands/board.js';
+import { registerCancelCommand } from './commands/cancel.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommands } from './commands/demo.js';
 import { registerGrantsCommands } from './commands/grants.js';
@@ -72,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
     registerGrantsCommands(program, ctx);
     registerRunCommand(program, ctx);
     registerStatusCommand(program, ctx);
+    registerCancelCommand(program, ctx);
     registerTargetCommands(program, ctx);
     registerPlanCommand(program, ctx);
     registerReadinessCommand(program, ctx);

@@ -8,7 +8,10 @@ import { withTransaction, type Pool } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
 import { fileSha256 } from '../../shared/file-hash.js';
 import type { RunMode } from '../../shared/jobs/catalog.js';
-import { failRun, getRunByIdempotencyKey, insertRun, newRunId } from '../../shared/runs/store.js';
+import { removeRunJobs } from '../../shared/jobs/cleanup.js';
+import { openPhaseQueues } from '../../shared/jobs/queues.js';
+import { isStopped } from '../../shared/runs/status.js';
+import { failRun, getRun, getRunByIdempotencyKey, insertRun, newRunId } from '../../shared/runs/store.js';
 import { acquireCorpusLock, releaseCorpusLock } from '../../shared/targets/lock.js';
 import { requireC3 } from '../../shared/targets/criteria.js';
 import { requireTarget, type TargetRecord } from '../../shared/targets/registry.js';
@@ -71,6 +74,7 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
   } finally {
     await producer.close();
   }
+  await removeIfCancelledMeanwhile(deps, runId);
   return { runId, created: true };
 }
 
@@ -103,4 +107,20 @@ async function insertRunAndLock(
       detail: { target: target.name, mode: args.mode, snapshot_sha256: args.snapshotSha256 },
     });
   });
+}
+
+/**
+ * A cancel that committed between the run row and the flow found no jobs to
+ * remove; the flow's jobs go now, so a cancelled run leaves nothing waiting
+ * even with no worker running to meet them.
+ */
+async function removeIfCancelledMeanwhile(deps: EnqueueDeps, runId: string): Promise<void> {
+  const run = await getRun(deps.pool, runId);
+  if (!run || !isStopped(run.status)) return;
+  const queues = openPhaseQueues(deps.redis, deps.prefix);
+  try {
+    await removeRunJobs(queues, runId);
+  } finally {
+    await Promise.all(Object.values(queues).map((q) => q.close()));
+  }
 }

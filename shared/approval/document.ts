@@ -8,7 +8,7 @@ import { refusal } from './refusals.js';
  * this shape is refused, never repaired.
  */
 
-export const APPROVAL_GATES = ['SG_1', 'EXEC'] as const;
+export const APPROVAL_GATES = ['SG_1', 'EXEC', 'REJECT'] as const;
 export type ApprovalGate = (typeof APPROVAL_GATES)[number];
 
 /** The line names, in the only order allowed. */
@@ -38,6 +38,12 @@ export interface ExecAllowance {
   kind: 'exec';
 }
 
+/** REJECT allows nothing: it ends the run `rejected`, for the reason it gives. */
+export interface RejectAllowance {
+  kind: 'reject';
+  reason: string;
+}
+
 export interface ApprovalDocument {
   gate: ApprovalGate;
   runId: string;
@@ -45,7 +51,7 @@ export interface ApprovalDocument {
   planSha256: string;
   signedUtc: Date;
   expiresUtc: Date;
-  allowance: PlanAllowance | ExecAllowance;
+  allowance: PlanAllowance | ExecAllowance | RejectAllowance;
   nonce: string;
 }
 
@@ -57,6 +63,9 @@ const UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 const GATE_TOKEN = /^[A-Za-z0-9_]{1,32}$/;
 const PLAN_ALLOWANCE = /^max_units=(0|[1-9][0-9]{0,9}); transitions=([^,\s]+(?:,[^,\s]+)*)$/;
 const EXEC_ALLOWANCE = 'execution_enabled=true';
+/** A rejection's reason: 1-200 printable ASCII characters (the line's value has no edge spaces). */
+export const REJECT_REASON = /^[\x20-\x7e]{1,200}$/;
+const REJECT_ALLOWANCE = /^reason=(.+)$/;
 const INT4_MAX = 2_147_483_647;
 // Printable ASCII and LF: every field is ASCII, so anything else is a forgery or an editor's doing.
 const ALLOWED_BYTES = /^[\x20-\x7e\n]*$/;
@@ -69,9 +78,9 @@ export function parseApprovalDocument(text: string): ApprovalDocument {
     throw fieldError('cutter-approval', `must be ${DOCUMENT_VERSION}`);
   }
   const gateText = field('gate');
-  if (!GATE_TOKEN.test(gateText)) throw fieldError('gate', 'must be SG_1 or EXEC');
+  if (!GATE_TOKEN.test(gateText)) throw fieldError('gate', 'must be SG_1, EXEC or REJECT');
   if (!(APPROVAL_GATES as readonly string[]).includes(gateText)) {
-    throw refusal('APPROVAL_GATE_WRONG', `gate ${gateText} is not a gate this endpoint takes (SG_1 or EXEC)`);
+    throw refusal('APPROVAL_GATE_WRONG', `gate ${gateText} is not a gate this endpoint takes (SG_1, EXEC or REJECT)`);
   }
   const gate = gateText as ApprovalGate;
   const runId = field('run_id');
@@ -93,7 +102,9 @@ export function serialiseApprovalDocument(doc: ApprovalDocument): string {
   const allowance =
     doc.allowance.kind === 'exec'
       ? EXEC_ALLOWANCE
-      : `max_units=${doc.allowance.maxUnits}; transitions=${doc.allowance.transitions.join(',')}`;
+      : doc.allowance.kind === 'reject'
+        ? `reason=${doc.allowance.reason}`
+        : `max_units=${doc.allowance.maxUnits}; transitions=${doc.allowance.transitions.join(',')}`;
   const values: Record<(typeof DOCUMENT_FIELDS)[number], string> = {
     'cutter-approval': DOCUMENT_VERSION,
     gate: doc.gate,
@@ -164,10 +175,17 @@ function parseUtc(name: string, text: string): Date {
   return date;
 }
 
-function parseAllowance(gate: ApprovalGate, text: string): PlanAllowance | ExecAllowance {
+function parseAllowance(gate: ApprovalGate, text: string): PlanAllowance | ExecAllowance | RejectAllowance {
   if (gate === 'EXEC') {
     if (text !== EXEC_ALLOWANCE) throw fieldError('allowance', `an EXEC grant's allowance is exactly "${EXEC_ALLOWANCE}"`);
     return { kind: 'exec' };
+  }
+  if (gate === 'REJECT') {
+    const reason = REJECT_ALLOWANCE.exec(text)?.[1];
+    if (reason === undefined || !REJECT_REASON.test(reason)) {
+      throw fieldError('allowance', 'a rejection\'s allowance is "reason=<1-200 printable ASCII characters>"');
+    }
+    return { kind: 'reject', reason };
   }
   const m = PLAN_ALLOWANCE.exec(text);
   if (!m) throw fieldError('allowance', 'an SG_1 allowance is "max_units=<int>; transitions=<t>[,<t>...]"');

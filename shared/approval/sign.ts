@@ -1,7 +1,7 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { CutterError } from '../errors.js';
 import type { TransitionKind } from '../units/lifecycle.js';
-import { serialiseApprovalDocument, type ApprovalDocument, type ApprovalGate } from './document.js';
+import { REJECT_REASON, serialiseApprovalDocument, type ApprovalDocument, type ApprovalGate } from './document.js';
 import type { ApprovalEnvelope } from './envelope.js';
 import { keyIdOf } from './keys.js';
 import { MAX_VALIDITY_MS } from './validate.js';
@@ -41,9 +41,11 @@ export interface ApprovalRequest {
   runId: string;
   target: string;
   planSha256: string;
-  /** The SG_1 allowance to sign (ignored for EXEC). */
+  /** The SG_1 allowance to sign (ignored for EXEC and REJECT). */
   maxUnits: number;
   transitions: TransitionKind[];
+  /** A rejection's reason (REJECT only). */
+  reason?: string;
 }
 
 /** The document for a request, signed now (whole seconds) and valid for ttlS seconds (at most 72 h). */
@@ -59,7 +61,7 @@ export function buildDocument(req: ApprovalRequest, options: { now?: Date; ttlS:
     planSha256: req.planSha256,
     signedUtc,
     expiresUtc: new Date(signedUtc.getTime() + options.ttlS * 1000),
-    allowance: req.gate === 'EXEC' ? { kind: 'exec' } : { kind: 'plan', maxUnits: req.maxUnits, transitions: req.transitions },
+    allowance: allowanceOf(req),
     nonce: options.nonce ?? randomBytes(16).toString('hex'),
   };
 }
@@ -76,4 +78,15 @@ export function signDocument(text: string, privateKey: KeyObject): ApprovalEnvel
 /** Builds, serialises and signs in one step. */
 export function signApproval(req: ApprovalRequest, privateKey: KeyObject, options: { now?: Date; ttlS: number; nonce?: string }): ApprovalEnvelope {
   return signDocument(serialiseApprovalDocument(buildDocument(req, options)), privateKey);
+}
+
+function allowanceOf(req: ApprovalRequest): ApprovalDocument['allowance'] {
+  if (req.gate === 'EXEC') return { kind: 'exec' };
+  if (req.gate === 'REJECT') {
+    if (req.reason === undefined || !REJECT_REASON.test(req.reason) || req.reason !== req.reason.trim()) {
+      throw new CutterError('REASON_INVALID', 'a rejection needs a reason of 1-200 printable ASCII characters, without edge spaces', { kind: 'bad_input' });
+    }
+    return { kind: 'reject', reason: req.reason };
+  }
+  return { kind: 'plan', maxUnits: req.maxUnits, transitions: req.transitions };
 }

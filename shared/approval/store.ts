@@ -24,7 +24,7 @@ interface StoreRow {
   other_run_id: string | null;
 }
 
-/** Stores the decision; returns its id. Throws a 409 refusal on a replay, a key used twice, a busy switch or a run no longer awaiting approval. */
+/** Stores the decision (a rejection ends the run rejected); returns its id. Throws a 409 refusal on a replay, a key used twice, a busy switch or a run no longer awaiting approval. */
 export async function storeDecision(pool: Pool | PoolClient, approval: ValidApproval): Promise<number> {
   const { doc, key, envelope } = approval;
   const actor = `sovereign:${key.name}`;
@@ -36,11 +36,13 @@ export async function storeDecision(pool: Pool | PoolClient, approval: ValidAppr
     plan_sha256: doc.planSha256,
     expires_utc: formatUtc(doc.expiresUtc),
   };
+  // A rejection (gate REJECT) ends the run in the same call: stop_run.
+  const reason = doc.allowance.kind === 'reject' ? doc.allowance.reason : null;
   let row: StoreRow | undefined;
   try {
     const { rows } = await pool.query<StoreRow>(
-      'SELECT * FROM cutter_governance.store_approval($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)',
-      [doc.runId, doc.gate, key.keyId, key.name, envelope.document, envelope.signature, doc.nonce, doc.planSha256, doc.signedUtc, doc.expiresUtc, actor, JSON.stringify(detail)],
+      'SELECT * FROM cutter_governance.store_approval($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)',
+      [doc.runId, doc.gate, key.keyId, key.name, envelope.document, envelope.signature, doc.nonce, doc.planSha256, doc.signedUtc, doc.expiresUtc, actor, JSON.stringify(detail), reason],
     );
     row = rows[0];
   } catch (err) {

@@ -23,6 +23,8 @@ export interface ApprovalSummary {
     received_utc: string;
     expires_utc: string;
     consumed_utc: string | null;
+    /** A rejection's signed reason; null for an approval. */
+    reason: string | null;
   }[];
 }
 
@@ -38,8 +40,9 @@ export async function approvalSummary(pool: Pool, runId: string, keys: TrustedKe
     received_utc: Date;
     expires_utc: Date;
     consumed_utc: Date | null;
+    reason: string | null;
   }>(
-    `SELECT id, gate, key_id, key_name, received_utc, expires_utc, consumed_utc
+    `SELECT id, gate, key_id, key_name, received_utc, expires_utc, consumed_utc, reason
        FROM cutter_governance.review_decision WHERE run_id = $1 ORDER BY id`,
     [runId],
   );
@@ -61,6 +64,7 @@ export async function approvalSummary(pool: Pool, runId: string, keys: TrustedKe
       received_utc: r.received_utc.toISOString(),
       expires_utc: r.expires_utc.toISOString(),
       consumed_utc: r.consumed_utc?.toISOString() ?? null,
+      reason: r.reason,
     })),
   };
 }

@@ -31,7 +31,7 @@ export interface GateTally {
 export const storedDecisionJson = z
   .object({
     id: z.coerce.number().int().positive(),
-    gate: z.enum(['SG_1', 'EXEC']),
+    gate: z.enum(['SG_1', 'EXEC', 'REJECT']),
     key_id: z.string(),
     document: z.string(),
     signature: z.string(),
@@ -67,6 +67,8 @@ export function tallyDecisions(
       const valid = validateSovereignApproval({ document: row.document, signature: row.signature, key_id: row.key_id }, ctx);
       // The columns the unique constraints work on must say what the signed text says.
       if (valid.doc.gate !== row.gate || valid.doc.nonce !== row.nonce) throw new Error('the stored gate or nonce differs from the signed document');
+      // A rejection approves nothing (store_approval stores it consumed, so it never gets here).
+      if (valid.doc.gate === 'REJECT') throw new Error('a rejection is not an approval');
       const counted = { ...valid, id: row.id };
       if (valid.doc.gate === 'EXEC') exec.push(counted);
       else if (!sg1.has(valid.key.keyId)) sg1.set(valid.key.keyId, counted);

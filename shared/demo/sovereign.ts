@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { loadTrustedKeys } from '../approval/keys.js';
@@ -10,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import { planScope } from '../plan/scope.js';
 import type { TransitionKind } from '../units/lifecycle.js';
+import { openPhaseQueues } from '../jobs/queues.js';
 
 /**
  * A local sovereign for the demo and the bench, never for production: an
@@ -50,12 +50,12 @@ export function localSovereign(dir: string): LocalSovereign {
       if (!run) throw new Error(`run ${runId} has no plan to approve`);
       // The signer reads the allowance the plan needs and signs exactly that.
       const scope = await planScope(pool, runId);
-      const gateQueue = new Queue('approval-gate', { connection: redis, prefix: cfg.CUTTER_QUEUE_PREFIX });
+      const queues = openPhaseQueues(redis, cfg.CUTTER_QUEUE_PREFIX);
       const deps: ApprovalDeps = {
         pool,
         keys: await loadTrustedKeys(keysDir),
         quorum: cfg.SOVEREIGN_QUORUM,
-        gateQueue,
+        queues,
         log: pino({ level: 'silent' }),
         releaseWaitMs: 30_000,
       };
@@ -70,7 +70,7 @@ export function localSovereign(dir: string): LocalSovereign {
           if (gate === 'EXEC' && !answer.released) throw new Error(`run ${runId}: approvals stored but the gate was not released (${answer.waiting_for.join(', ')})`);
         }
       } finally {
-        await gateQueue.close();
+        await Promise.all(Object.values(queues).map((q) => q.close()));
       }
     },
   };

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import { appendAudit } from '../audit/append.js';
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
+import { removeRunJobs } from '../jobs/cleanup.js';
 import { jobId, phasesFor, type Phase, type RunMode } from '../jobs/catalog.js';
 import { phaseResult } from '../jobs/results.js';
 import type { Logger } from '../logger.js';
@@ -134,6 +135,10 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<LostRun[]> {
     });
     if (!ended) continue;
     lost.push(ended);
+    // Whatever is left of its flow waits for jobs that are gone or failed: it goes, a failed job keeping its own error.
+    await removeRunJobs(deps.queues, ended.runId, ended.failed[0] === undefined ? {} : { after: ended.failed[0] }).catch((err: unknown) =>
+      deps.log.warn({ err, run_id: ended.runId }, 'could not remove the jobs left of a lost run'),
+    );
     deps.log.error(
       { run_id: ended.runId, code: ended.code, status: ended.status, phase: ended.phase, missing_jobs: ended.missing, failed_jobs: ended.failed, applied: ended.applied },
       ended.applied

@@ -36,7 +36,7 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     `- target: ${run.target} (corpus ${run.corpus})`,
     `- mode: ${run.mode}`,
     `- operator: ${run.operator}`,
-    `- status: ${run.status}${run.failed_phase ? ` (failed in ${run.failed_phase}: ${run.error_code ?? ''} ${run.error_message ?? ''})` : ''}`,
+    `- status: ${run.status}${statusDetail(run)}`,
     `- verdict: **${run.verdict ?? 'none yet'}**`,
     '',
     '## Phases',
@@ -100,4 +100,11 @@ function duration(p: PhaseRow): string {
 function cell(value: unknown): string {
   const text = typeof value === 'string' ? value : JSON.stringify(value);
   return (text ?? '').replace(/\|/g, '\\|');
+}
+
+/** Why the run ended as it did: the phase that failed, or who said no (cancelled, rejected) and why. */
+function statusDetail(run: { failed_phase: string | null; error_code: string | null; error_message: string | null; phase: string | null }): string {
+  if (run.failed_phase) return ` (failed in ${run.failed_phase}: ${run.error_code ?? ''} ${run.error_message ?? ''})`;
+  if (run.error_code) return ` (${run.error_code} at ${run.phase ?? 'no phase'}: ${run.error_message ?? ''})`;
+  return '';
 }

@@ -182,9 +182,14 @@ export async function claimPhase(db: Db, runId: string, phase: Phase, reads?: Cl
   return { run, started, outOfOrder: out_of_order, reads: claim_reads };
 }
 
-/** Takes the run's row lock inside tx: the order every writer of a run's rows keeps (run, then its phase rows). */
-export async function lockRun(tx: PoolClient, runId: string): Promise<void> {
-  await tx.query('SELECT 1 FROM cutter_governance.run WHERE run_id = $1 FOR UPDATE', [runId]);
+/**
+ * Takes the run's row lock inside tx: the order every writer of a run's rows
+ * keeps (run, then its phase rows). Returns the run's status as of the lock
+ * (null: no such run).
+ */
+export async function lockRun(tx: PoolClient, runId: string): Promise<RunStatus | null> {
+  const { rows } = await tx.query<{ status: RunStatus }>('SELECT status FROM cutter_governance.run WHERE run_id = $1 FOR UPDATE', [runId]);
+  return rows[0]?.status ?? null;
 }
 
 /** A phase finished: its result, written through the phase's schema, is kept for later phases, the view and the report. */

@@ -98,7 +98,7 @@ export async function checkC4(db: Db, corpus: string, options: { runId?: string 
   return {
     id: 'C4',
     pass: false,
-    reason: `corpus ${corpus} is held by run ${lock.runId} (${lock.status}, since ${lock.acquiredAt.toISOString()}): wait for it to finish`,
+    reason: `corpus ${corpus} is held by run ${lock.runId} (${lock.status}, since ${lock.acquiredAt.toISOString()}): wait for it to finish, or cancel it (cutter cancel ${lock.runId} --reason TEXT)`,
   };
 }
 

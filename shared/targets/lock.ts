@@ -60,7 +60,7 @@ export async function acquireCorpusLock(db: Db, args: { corpus: string; runId: s
     if (lock.active) {
       throw new CutterError(
         'C4_CORPUS_LOCKED',
-        `corpus ${args.corpus} is held by run ${lock.runId} (${lock.status}, since ${lock.acquiredAt.toISOString()}): wait for it to finish`,
+        `corpus ${args.corpus} is held by run ${lock.runId} (${lock.status}, since ${lock.acquiredAt.toISOString()}): wait for it to finish, or cancel it (cutter cancel ${lock.runId} --reason TEXT)`,
         { kind: 'refused' },
       );
     }

@@ -18,6 +18,7 @@ import { claimPhase } from '../../shared/runs/store.js';
 import { stageSnapshot } from '../../shared/snapshot/stage.js';
 import { requireTarget } from '../../shared/targets/registry.js';
 import { writeFileSync } from 'node:fs';
+import { openPhaseQueues } from '../../shared/jobs/queues.js';
 
 /**
  * The insider of issue "The database holds the line": someone with the exec
@@ -182,7 +183,7 @@ describe('an operator with a sovereign key named like their own login', () => {
           pool: env.db.pool,
           keys: await loadTrustedKeys(keysDir),
           quorum: 1,
-          gateQueue: new Queue('approval-gate', { connection: env.redis, prefix: env.cfg.CUTTER_QUEUE_PREFIX }),
+          queues: openPhaseQueues(env.redis, env.cfg.CUTTER_QUEUE_PREFIX),
           log: pino({ level: 'silent' }),
           releaseWaitMs: 0,
         };
@@ -195,7 +196,7 @@ describe('an operator with a sovereign key named like their own login', () => {
           if (outcome === 'accepted') accepted += 1;
           else expect(outcome).toBe('APPROVAL_SELF_APPROVAL');
         }
-        await deps.gateQueue.close();
+        await Promise.all(Object.values(deps.queues).map((q) => q.close()));
       }
     } finally {
       await env.close();

@@ -1,4 +1,3 @@
-import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadGateRun } from '../../shared/approval/binding.js';
@@ -9,6 +8,7 @@ import { untilClock, waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 import { approvalFor, enactingSnapshot, waitForGate } from '../support/sovereign.js';
 import { CHAOS_FULL, recordOutcome, runEffect, violation, type RunEffect } from './support/outcomes.js';
+import { openPhaseQueues } from '../../shared/jobs/queues.js';
 
 /**
  * Issue 10, race 2: an approval and the approval window's end racing each
@@ -59,31 +59,30 @@ interface Trial {
 }
 
 const silent = pino({ level: 'silent' });
-let lanes: { env: RunEnv; gateQueue: Queue; deps: ApprovalDeps }[] = [];
+let lanes: { env: RunEnv; deps: ApprovalDeps }[] = [];
 
 beforeAll(async () => {
   lanes = await Promise.all(
     Array.from({ length: LANES }, async (_, i) => {
       const env = await createRunEnv(`races-gate${i}`);
       await env.startFleet();
-      const gateQueue = new Queue('approval-gate', { connection: env.redis, prefix: env.cfg.CUTTER_QUEUE_PREFIX });
       // The endpoint's own wiring (board/deps.ts), minus HTTP: the same validation, storage, tally and release.
       const deps: ApprovalDeps = {
         pool: env.db.pool,
         keys: await loadTrustedKeys(env.sovereign.dir),
         quorum: env.cfg.SOVEREIGN_QUORUM,
-        gateQueue,
+        queues: openPhaseQueues(env.redis, env.cfg.CUTTER_QUEUE_PREFIX),
         log: silent,
         releaseWaitMs: 10_000,
       };
-      return { env, gateQueue, deps };
+      return { env, deps };
     }),
   );
 });
 afterAll(async () => {
   await Promise.all(
-    lanes.map(async ({ env, gateQueue }) => {
-      await gateQueue.close();
+    lanes.map(async ({ env, deps }) => {
+      await Promise.all(Object.values(deps.queues).map((q) => q.close()));
       await env.close();
     }),
   );

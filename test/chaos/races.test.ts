@@ -153,7 +153,7 @@ describe('races: conflicting enqueues on one corpus (C4)', () => {
       expect(lost[0]?.stdout).toBe('');
       const line = lost[0]?.stderr.trimEnd() ?? '';
       expect(line.split('\n')).toHaveLength(1);
-      expect(line).toMatch(new RegExp(`^cutter: corpus ICX-WORK is held by run ${winner} \\(.*\\): wait for it to finish \\[C4_CORPUS_LOCKED\\]$`));
+      expect(line).toMatch(new RegExp(`^cutter: corpus ICX-WORK is held by run ${winner} \\(.*\\): wait for it to finish, or cancel it \\(cutter cancel ${winner} --reason TEXT\\) \\[C4_CORPUS_LOCKED\\]$`));
       refused += 1;
 
       await expectDryRunClean(winner, corpusBefore);

@@ -17,7 +17,8 @@ import { verifySigned } from '../../shared/approval/validate.js';
 import { parseConfig, type Config } from '../../shared/config.js';
 import { createPool, ident, type Pool } from '../../shared/db/pool.js';
 import { errorCode } from '../../shared/errors.js';
-import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
+import { PHASES } from '../../shared/jobs/catalog.js';
+import { openPhaseQueues } from '../../shared/jobs/queues.js';
 import { createRedis } from '../../shared/redis.js';
 import { failRun } from '../../shared/runs/store.js';
 import { releaseCorpusLock } from '../../shared/targets/lock.js';
@@ -212,8 +213,9 @@ describe('the gate and execute check again', () => {
     await storeDecision(db.pool, verifySigned(parseEnvelope(approvalFor(run, 'SG_1', loginKey)), keys));
     await storeDecision(db.pool, verifySigned(parseEnvelope(approvalFor(run, 'EXEC', mappedKey)), keys));
     const job = { id: `${run.runId}.approval-gate`, data: { runId: run.runId }, attemptsMade: 0, opts: { attempts: 1 }, updateProgress: () => Promise.resolve() } as unknown as Job;
-    const deps = { pool: db.pool, cfg, log: silent, redis, queues: {} as Record<Phase, never> };
+    const deps = { pool: db.pool, cfg, log: silent, redis, queues: openPhaseQueues(redis, cfg.CUTTER_QUEUE_PREFIX) };
     await expect(phaseRunner('approval-gate', approvalGateWorker, deps)(job)).rejects.toThrow(/GATE_BYPASSED/);
+    await Promise.all(Object.values(deps.queues).map((q) => q.close()));
     const { rows } = await db.pool.query<{ detail: { invalid: { code: string }[] } }>(
       `SELECT detail FROM cutter_governance.audit_event WHERE kind = 'gate.released_without_approval' AND run_id = $1`,
       [run.runId],

@@ -8,7 +8,7 @@ import { GATE_READS, gateReadsFromClaim, loadGateRun } from '../../shared/approv
 import { storeDecision } from '../../shared/approval/store.js';
 import { parseConfig } from '../../shared/config.js';
 import type { PoolClient } from '../../shared/db/pool.js';
-import type { Phase } from '../../shared/jobs/catalog.js';
+import { openPhaseQueues } from '../../shared/jobs/queues.js';
 import { createRedis } from '../../shared/redis.js';
 import { claimPhase } from '../../shared/runs/store.js';
 import { approvalGateWorker } from '../../workers/approval-gate/process.js';
@@ -17,6 +17,7 @@ import { phaseRunner } from '../../workers/phase-runner.js';
 import { approvalDatabase, arrivedApproval } from '../support/approval-db.js';
 import { insertPausedRun, type PausedRun } from '../support/paused-run.js';
 import { waitFor } from '../support/poll.js';
+import { testQueuePrefix } from '../support/prefix.js';
 import { makeKey, writeTrustedKeys, type TestKey } from '../support/sovereign.js';
 
 /**
@@ -32,8 +33,11 @@ const bob = makeKey('bob');
 const env = approvalDatabase('gate', [alice, bob]);
 const keysDir = mkdtempSync(join(tmpdir(), 'cutter-gate-keys-'));
 const redis = createRedis(inject('redisUrl'));
+// The runner removes a failed run's later jobs: here there are none, under a prefix of this file's own.
+const queues = openPhaseQueues(redis, testQueuePrefix('gate'));
 
-afterAll(() => {
+afterAll(async () => {
+  await Promise.all(Object.values(queues).map((q) => q.close()));
   redis.disconnect();
   rmSync(keysDir, { recursive: true, force: true });
 });
@@ -46,7 +50,7 @@ function deps(): PhaseDeps {
     SOVEREIGN_QUORUM: '1',
     LOG_LEVEL: 'silent',
   });
-  return { pool: env.db.pool, cfg, log: pino({ level: 'silent' }), redis, queues: {} as Record<Phase, never> };
+  return { pool: env.db.pool, cfg, log: pino({ level: 'silent' }), redis, queues };
 }
 
 /** One delivery of the run's gate job, as BullMQ hands it to a worker. */

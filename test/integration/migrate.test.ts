@@ -115,11 +115,13 @@ describe('cutter db migrate', () => {
       `003_audit.sql: ${AMENDED[1]?.reason ?? ''}`,
     ]);
     expect(result.squashed).toEqual({ replaced: SQUASHED.replaced.map((r) => r.name), by: ['010_staging_checks_indexes.sql'] });
-    expect(result.routines.recreated).toEqual(['store_approval']);
+    expect(result.routines.recreated).toEqual([]);
     expect(result.routines.dropped).toEqual([
       'function cutter_governance.disarm_execution(p_actor text)',
       'function cutter_governance.gate_handoff(p_run_id text)',
       'function cutter_governance.open_gate(p_run_id text, p_ids bigint[], p_actor text, p_audit_detail jsonb, p_phase_summary jsonb, p_claimed boolean, p_started_at timestamp with time zone, p_judged jsonb)',
+      // Rejections (issue 25) gave store_approval its p_reason: a new signature, so the old one is stale.
+      'function cutter_governance.store_approval(p_run_id text, p_gate text, p_key_id text, p_key_name text, p_document text, p_signature text, p_nonce text, p_plan_sha256 text, p_signed_utc timestamp with time zone, p_expires_utc timestamp with time zone, p_actor text, p_audit_detail jsonb)',
     ]);
 
     const fresh = newDatabase('migrate_fresh');

@@ -85,7 +85,7 @@ export function freshNonce(): string {
 }
 
 /** Fields of a valid document for a run: signed a minute ago, valid for an hour. */
-export function fieldsFor(run: { runId: string; target: string; planSha256: string }, gate: 'SG_1' | 'EXEC', over: Partial<DocFields> = {}): DocFields {
+export function fieldsFor(run: { runId: string; target: string; planSha256: string }, gate: 'SG_1' | 'EXEC' | 'REJECT', over: Partial<DocFields> = {}): DocFields {
   const now = Date.now();
   return {
     version: 'v1',
@@ -95,7 +95,7 @@ export function fieldsFor(run: { runId: string; target: string; planSha256: stri
     plan_sha256: run.planSha256,
     signed_utc: utc(new Date(now - 60_000)),
     expires_utc: utc(new Date(now + 3600_000)),
-    allowance: gate === 'EXEC' ? 'execution_enabled=true' : `max_units=500; transitions=${ALL_TRANSITIONS}`,
+    allowance: gate === 'EXEC' ? 'execution_enabled=true' : gate === 'REJECT' ? 'reason=rejected by the test' : `max_units=500; transitions=${ALL_TRANSITIONS}`,
     nonce: freshNonce(),
     ...over,
   };
@@ -128,7 +128,7 @@ export function envelopeOf(text: string, key: TestKey, keyId = key.keyId): Envel
 }
 
 /** A signed valid approval for a run. */
-export function approvalFor(run: { runId: string; target: string; planSha256: string }, gate: 'SG_1' | 'EXEC', key: TestKey, over: Partial<DocFields> = {}): Envelope {
+export function approvalFor(run: { runId: string; target: string; planSha256: string }, gate: 'SG_1' | 'EXEC' | 'REJECT', key: TestKey, over: Partial<DocFields> = {}): Envelope {
   return envelopeOf(documentText(fieldsFor(run, gate, over)), key);
 }
 

@@ -47,6 +47,17 @@ describe('the approval document (DESIGN §3)', () => {
     expect(serialiseApprovalDocument(parseApprovalDocument(exec))).toBe(exec);
   });
 
+  it('parses a rejection, whose allowance is reason=<1-200 printable ASCII characters>, and refuses any other', () => {
+    const reject = documentText({ ...base, gate: 'REJECT', allowance: 'reason=the plan retires the wrong units; see ticket #42' });
+    expect(parseApprovalDocument(reject).allowance).toEqual({ kind: 'reject', reason: 'the plan retires the wrong units; see ticket #42' });
+    expect(serialiseApprovalDocument(parseApprovalDocument(reject))).toBe(reject);
+    expect(codeOf(documentText({ ...base, gate: 'REJECT', allowance: `reason=${'x'.repeat(200)}` }))).toBe('accepted');
+    for (const allowance of [`reason=${'x'.repeat(201)}`, 'reason=', 'because=no', 'execution_enabled=true', base.allowance]) {
+      expect(codeOf(documentText({ ...base, gate: 'REJECT', allowance })), allowance).toBe('APPROVAL_DOCUMENT_FIELD');
+    }
+    expect(codeOf(documentText({ ...base, gate: 'REJECT', allowance: 'reason=caf\u00e9' }))).toBe('APPROVAL_DOCUMENT_FORMAT');
+  });
+
   const lines = text.slice(0, -1).split('\n');
   const join = (ls: string[]) => `${ls.join('\n')}\n`;
   const cases: [string, string, string][] = [

@@ -66,16 +66,20 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
   approval
     .command('sign')
     .description('fetch the run, show exactly what is signed, write the signed envelope')
-    .requiredOption('--gate <gate>', 'SG_1 | EXEC')
+    .requiredOption('--gate <gate>', 'SG_1 | EXEC | REJECT (ends the run rejected)')
     .requiredOption('--run <run_id>', 'the run paused at SG_1')
     .requiredOption('--key <file>', 'the Ed25519 private key (PEM)')
     .option('--ttl <duration>', 'how long the approval stays valid (at most 72h)', DEFAULT_TTL)
     .option('--out <file>', 'where to write the envelope (default ./<run>.<gate>.<key>.approval.json)')
-    .action(async (opts: { gate: string; run: string; key: string; ttl: string; out?: string }) => {
+    .option('--reason <text>', 'REJECT: why (1-200 printable ASCII characters)')
+    .action(async (opts: { gate: string; run: string; key: string; ttl: string; out?: string; reason?: string }) => {
       if (!(APPROVAL_GATES as readonly string[]).includes(opts.gate)) {
         throw new CutterError('GATE_INVALID', `--gate must be ${APPROVAL_GATES.join(' or ')}`, { kind: 'bad_input' });
       }
       const gate = opts.gate as ApprovalGate;
+      if ((gate === 'REJECT') !== (opts.reason !== undefined)) {
+        throw new CutterError('REASON_INVALID', '--reason goes with --gate REJECT, and only with it', { kind: 'bad_input' });
+      }
       const ttlS = parseDurationSeconds(opts.ttl, '--ttl');
       if (ttlS > 72 * 3600) throw new CutterError('DURATION_INVALID', '--ttl may be at most 72h', { kind: 'bad_input' });
       const keyText = await readFile(opts.key, 'utf8').catch((err: Error) => {
@@ -86,9 +90,10 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
       if (run.status !== 'awaiting_approval' || !run.plan) {
         throw new CutterError('RUN_NOT_AWAITING', `run ${run.run_id} is ${run.status}, not awaiting_approval: there is nothing to sign`, { kind: 'refused' });
       }
-      const allowance = allowanceFor(run);
+      // A rejection allows nothing, so it needs no allowance (and may reject a plan that changes nothing).
+      const allowance = gate === 'REJECT' ? { max_units: 0, transitions: [] } : allowanceFor(run);
       const doc = buildDocument(
-        { gate, runId: run.run_id, target: run.target, planSha256: run.plan.plan_sha256, maxUnits: allowance.max_units, transitions: allowance.transitions as TransitionKind[] },
+        { gate, runId: run.run_id, target: run.target, planSha256: run.plan.plan_sha256, maxUnits: allowance.max_units, transitions: allowance.transitions as TransitionKind[], ...(opts.reason === undefined ? {} : { reason: opts.reason }) },
         { ttlS },
       );
       const text = serialiseApprovalDocument(doc);
@@ -125,8 +130,9 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
       const { status, json } = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
       if (opts.json) outJson(json);
       if (status === 201) {
-        const a = json as { gate: string; released: boolean; waiting_for: string[]; sg_1?: { valid_keys: number; quorum: number } };
-        if (!opts.json) {
+        const a = json as { gate: string; rejected?: boolean; released: boolean; waiting_for: string[]; sg_1?: { valid_keys: number; quorum: number } };
+        if (!opts.json && a.rejected) out(`rejected: run ${runId} has ended rejected; its jobs are removed and its corpus released`);
+        else if (!opts.json) {
           out(`accepted: ${a.gate} for run ${runId}`);
           if (a.sg_1) out(`SG_1 keys: ${a.sg_1.valid_keys} of ${a.sg_1.quorum}`);
           out(a.released ? 'released: the gate is open, the run goes on to backup and execute' : `not released yet: waiting for ${a.waiting_for.join(', ') || 'nothing'}`);

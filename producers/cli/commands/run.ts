@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
 import { DEFAULT_APPROVAL_WINDOW_S } from '../../../shared/jobs/catalog.js';
+import { endedUnsuccessful } from '../../../shared/runs/status.js';
 import type { RunView } from '../../../shared/runs/view.js';
 import { enqueueRun } from '../../flow/enqueue.js';
 import { type CliContext, out, outJson } from '../context.js';
@@ -64,7 +65,7 @@ export function registerRunCommand(program: Command, ctx: () => CliContext): voi
       }
       if (opts.json) outJson(view);
       else printOutcome(view);
-      process.exitCode = view.status === 'failed' || view.status === 'expired' ? 1 : 0;
+      process.exitCode = endedUnsuccessful(view.status) ? 1 : 0;
     });
 }
 

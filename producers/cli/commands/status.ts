@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
 import { getRun } from '../../../shared/runs/store.js';
-import { hasEnded } from '../../../shared/runs/status.js';
+import { endedUnsuccessful, hasEnded } from '../../../shared/runs/status.js';
 import { runView } from '../../../shared/runs/view.js';
 import { type CliContext, out, outJson } from '../context.js';
 import { followRun, phaseLine } from '../follow.js';
@@ -29,8 +29,8 @@ export function registerStatusCommand(program: Command, ctx: () => CliContext): 
         out(`run ${view.run_id}  target ${view.target}  mode ${view.mode}  status ${view.status}  verdict ${view.verdict ?? '-'}`);
         if (view.plan) out(`plan ${view.plan.plan_sha256}  units ${view.plan.unit_count}`);
         for (const p of view.phases) out(phaseLine(p));
-        if (view.error) out(`failed in ${view.failed_phase ?? '?'}: ${view.error.code}: ${view.error.message}`);
+        if (view.error) out(`${view.failed_phase ? `failed in ${view.failed_phase}` : view.status}: ${view.error.code}: ${view.error.message}`);
       }
-      process.exitCode = view.status === 'failed' || view.status === 'expired' ? 1 : 0;
+      process.exitCode = endedUnsuccessful(view.status) ? 1 : 0;
     });
 }

@@ -5,10 +5,14 @@
 -- and says which check refused it (outcome). The nonce's single use and one
 -- decision per key and gate are still the UNIQUE constraints' (a twin that
 -- raced past the checks gets 23505).
+--
+-- A rejection (gate REJECT, p_reason its signed reason) passes the same
+-- checks and is stored consumed at once: it ends the run `rejected` in this
+-- transaction (stop_run, which audits run.rejected), so no gate ever counts it.
 CREATE OR REPLACE FUNCTION cutter_governance.store_approval(
   p_run_id text, p_gate text, p_key_id text, p_key_name text, p_document text, p_signature text,
   p_nonce text, p_plan_sha256 text, p_signed_utc timestamptz, p_expires_utc timestamptz,
-  p_actor text, p_audit_detail jsonb)
+  p_actor text, p_audit_detail jsonb, p_reason text)
 RETURNS TABLE (outcome text, decision_id bigint, run_status text, window_ends_at timestamptz, other_run_id text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -53,9 +57,16 @@ BEGIN
     END IF;
   END IF;
   INSERT INTO cutter_governance.review_decision
-    (run_id, gate, key_id, key_name, document, signature, nonce, plan_sha256, signed_utc, expires_utc)
-  VALUES (p_run_id, p_gate, p_key_id, p_key_name, p_document, p_signature, p_nonce, p_plan_sha256, p_signed_utc, p_expires_utc)
+    (run_id, gate, key_id, key_name, document, signature, nonce, plan_sha256, signed_utc, expires_utc, reason, consumed_utc)
+  VALUES (p_run_id, p_gate, p_key_id, p_key_name, p_document, p_signature, p_nonce, p_plan_sha256, p_signed_utc, p_expires_utc,
+          p_reason, CASE WHEN p_gate = 'REJECT' THEN now() END)
   RETURNING id INTO v_id;
+  IF p_gate = 'REJECT' THEN
+    PERFORM * FROM cutter_governance.stop_run(p_run_id, 'rejected', p_actor, p_reason,
+                                              p_audit_detail || jsonb_build_object('decision_id', v_id, 'reason', p_reason));
+    RETURN QUERY SELECT 'stored', v_id, v_status, v_ends, NULL::text;
+    RETURN;
+  END IF;
   IF p_gate = 'EXEC' THEN
     UPDATE cutter_governance.execution_switch
        SET enabled = true, run_id = p_run_id, expires_at = p_expires_utc, changed_at = now(), changed_by = p_actor;
