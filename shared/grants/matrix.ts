@@ -54,8 +54,7 @@ export const APP_WRITES: Readonly<Record<string, readonly TablePrivilege[]>> = {
   'cutter_governance.cut_change_set': ['INSERT', 'UPDATE'],
   'cutter_governance.cut_change_item': ['INSERT'],
   'cutter_governance.verify_result': ['INSERT', 'UPDATE'],
-  // Notifications (docs/notifications.md): the outbox itself is written only by its trigger; the app marks it dispatched.
-  'cutter_governance.notification': ['UPDATE'],
+  // Notifications (docs/notifications.md): the outbox itself is written only by its trigger.
   'cutter_governance.notification_delivery': ['INSERT', 'UPDATE'],
   'cutter_governance.webhook_endpoint': ['INSERT', 'UPDATE'],
 };

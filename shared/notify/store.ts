@@ -5,7 +5,7 @@ import type { WebhookEndpoint } from './endpoints.js';
 /**
  * The notification outbox and its deliveries (migration 023). Events enter
  * the outbox only through the trigger on audit_event; everything here reads
- * them, records what was sent, and shows it.
+ * them, records what is sent where, and shows it.
  */
 
 type Db = Pool | PoolClient;
@@ -34,7 +34,7 @@ export interface NotificationEvent {
 
 export type DeliveryState = 'pending' | 'delivered' | 'failed' | 'disabled';
 
-/** Events older than this are never dispatched: an endpoint configured today is not sent last month's runs. */
+/** Events older than this are never dispatched: a notifier that was down longer does not send last week's runs. */
 export const DISPATCH_BACKLOG = '24 hours';
 
 /** The event of an outbox row; null when there is none. */
@@ -47,42 +47,36 @@ export async function loadEvent(db: Db, seq: number): Promise<NotificationEvent 
   return row ? { ...row, data: eventData.parse(row.data) } : null;
 }
 
-/**
- * Takes up to `limit` recent events not yet dispatched, locked so that
- * fleets sweeping at once take different ones.
- */
-export async function takeUndispatched(tx: PoolClient, limit: number): Promise<number[]> {
-  const { rows } = await tx.query<{ seq: number }>(
-    `SELECT seq FROM cutter_governance.notification
-      WHERE dispatched_at IS NULL AND at > now() - $2::interval
-      ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-    [limit, DISPATCH_BACKLOG],
-  );
-  return rows.map((r) => r.seq);
-}
-
-/** Records the configured endpoints; returns the ids of those a 410 disabled. */
-export async function registerEndpoints(db: Db, endpoints: readonly WebhookEndpoint[]): Promise<Set<string>> {
-  const { rows } = await db.query<{ endpoint_id: string; disabled: boolean }>(
+/** Records the configured endpoints (the first time, from now on). */
+export async function registerEndpoints(db: Db, endpoints: readonly WebhookEndpoint[]): Promise<void> {
+  await db.query(
     `INSERT INTO cutter_governance.webhook_endpoint (endpoint_id, label)
      SELECT * FROM unnest($1::text[], $2::text[])
-     ON CONFLICT (endpoint_id) DO UPDATE SET label = EXCLUDED.label
-     RETURNING endpoint_id, disabled_at IS NOT NULL AS disabled`,
+     ON CONFLICT (endpoint_id) DO NOTHING`,
     [endpoints.map((e) => e.id), endpoints.map((e) => e.label)],
   );
-  return new Set(rows.filter((r) => r.disabled).map((r) => r.endpoint_id));
 }
 
-/** One delivery row per (event, endpoint); a disabled endpoint's is disabled from the start. Marks the events dispatched. */
-export async function createDeliveries(tx: PoolClient, seqs: readonly number[], endpointIds: readonly string[], disabled: ReadonlySet<string>): Promise<void> {
-  await tx.query(
+/**
+ * Creates the missing delivery rows of recent events for these endpoints,
+ * each endpoint from when it was first configured on (a disabled endpoint's
+ * disabled from the start), and returns those this call created: fleets
+ * sweeping at once each get their own, and only the creator adds the job.
+ */
+export async function createDeliveries(db: Db, endpointIds: readonly string[], limit: number): Promise<{ seq: number; endpoint_id: string; state: DeliveryState }[]> {
+  const { rows } = await db.query<{ seq: number; endpoint_id: string; state: DeliveryState }>(
     `INSERT INTO cutter_governance.notification_delivery (seq, endpoint_id, state)
-     SELECT s, e, CASE WHEN e = ANY($3::text[]) THEN 'disabled' ELSE 'pending' END
-       FROM unnest($1::bigint[]) s CROSS JOIN unnest($2::text[]) e
-     ON CONFLICT (seq, endpoint_id) DO NOTHING`,
-    [seqs, endpointIds, [...disabled]],
+     SELECT n.seq, e.endpoint_id, CASE WHEN e.disabled_at IS NULL THEN 'pending' ELSE 'disabled' END
+       FROM cutter_governance.webhook_endpoint e
+       JOIN cutter_governance.notification n ON n.at >= e.registered_at AND n.at > now() - $2::interval
+      WHERE e.endpoint_id = ANY($1::text[])
+        AND NOT EXISTS (SELECT 1 FROM cutter_governance.notification_delivery d WHERE d.seq = n.seq AND d.endpoint_id = e.endpoint_id)
+      ORDER BY n.seq LIMIT $3
+     ON CONFLICT (seq, endpoint_id) DO NOTHING
+     RETURNING seq, endpoint_id, state`,
+    [endpointIds, DISPATCH_BACKLOG, limit],
   );
-  await tx.query('UPDATE cutter_governance.notification SET dispatched_at = now() WHERE seq = ANY($1::bigint[])', [seqs]);
+  return rows;
 }
 
 /**

@@ -1,11 +1,11 @@
 import type { Queue } from 'bullmq';
 import pg from 'pg';
-import { withTransaction, type Pool } from '../../shared/db/pool.js';
+import type { Pool } from '../../shared/db/pool.js';
 import { KEEP_COMPLETED, KEEP_FAILED } from '../../shared/jobs/catalog.js';
 import type { Logger } from '../../shared/logger.js';
 import type { WebhookEndpoint } from '../../shared/notify/endpoints.js';
 import { NOTIFY_POLICY, notifyJobId, type NotifyJobData } from '../../shared/notify/policy.js';
-import { createDeliveries, registerEndpoints, strandedDeliveries, takeUndispatched } from '../../shared/notify/store.js';
+import { createDeliveries, strandedDeliveries } from '../../shared/notify/store.js';
 
 /** The channel the trigger announce_audit_event notifies on. */
 export const NOTIFY_CHANNEL = 'cutter_notification';
@@ -32,11 +32,11 @@ export interface Dispatcher {
 /**
  * Turns outbox events into notify jobs: one per (event, endpoint), with a
  * fixed job id. LISTEN wakes it as soon as an event commits; a periodic
- * sweep finds what a lost connection missed. An event's delivery rows are
- * committed (and the event marked dispatched) before its jobs are added, so
- * a job never runs ahead of its row; a job that Redis refused or lost is
- * found by the same sweep as a pending delivery nobody touched, and added
- * again under its fixed id, which adds nothing while the job exists.
+ * sweep finds what a lost connection missed. A delivery row is committed
+ * before its job is added, so a job never runs ahead of its row; a job that
+ * Redis refused or lost is found by the same sweep as a pending delivery
+ * nobody touched, and added again under its fixed id, which adds nothing
+ * while the job exists.
  */
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const ids = o.endpoints.map((e) => e.id);
@@ -46,16 +46,10 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
 
   const sweepOnce = async (): Promise<void> => {
     for (;;) {
-      const taken = await withTransaction(o.pool, async (tx) => {
-        const seqs = await takeUndispatched(tx, BATCH);
-        if (seqs.length === 0) return { seqs, disabled: new Set<string>() };
-        const disabled = await registerEndpoints(tx, o.endpoints);
-        await createDeliveries(tx, seqs, ids, disabled);
-        return { seqs, disabled };
-      });
-      const jobs = taken.seqs.flatMap((seq) => ids.filter((id) => !taken.disabled.has(id)).map((endpointId) => ({ seq, endpointId })));
+      const created = await createDeliveries(o.pool, ids, BATCH);
+      const jobs = created.filter((d) => d.state === 'pending').map((d) => ({ seq: d.seq, endpointId: d.endpoint_id }));
       if (jobs.length) await add(jobs);
-      if (taken.seqs.length < BATCH) break;
+      if (created.length < BATCH) break;
     }
     const stranded = await strandedDeliveries(o.pool, ids, STRANDED_IDLE_MS);
     if (stranded.length) await add(stranded.map((d) => ({ seq: d.seq, endpointId: d.endpoint_id })));

@@ -10,18 +10,19 @@ CREATE TABLE cutter_governance.notification (
   type          text NOT NULL,
   run_id        text NOT NULL,
   at            timestamptz NOT NULL,
-  data          jsonb NOT NULL,
-  dispatched_at timestamptz
+  data          jsonb NOT NULL
 );
-CREATE INDEX notification_undispatched_idx ON cutter_governance.notification (seq) WHERE dispatched_at IS NULL;
+CREATE INDEX notification_at_idx ON cutter_governance.notification (at);
 CREATE INDEX notification_run_idx ON cutter_governance.notification (run_id);
 
 -- An endpoint is named by the first 16 hex of the sha256 of its URL: the URL
 -- itself (a chat tool's incoming webhook carries its secret in the path)
--- never reaches the database, Redis or a page; label is its origin.
+-- never reaches the database, Redis or a page; label is its origin. An
+-- endpoint is sent the events from when it was first configured on.
 CREATE TABLE cutter_governance.webhook_endpoint (
   endpoint_id     text PRIMARY KEY CHECK (endpoint_id ~ '^[0-9a-f]{16}$'),
   label           text NOT NULL,
+  registered_at   timestamptz NOT NULL DEFAULT now(),
   disabled_at     timestamptz,
   disabled_reason text
 );
