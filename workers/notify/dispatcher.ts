@@ -89,6 +89,9 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
       if (listener === client) listener = null;
       client.end().catch(() => undefined);
     });
+    client.on('end', () => {
+      if (listener === client) listener = null;
+    });
     client.on('notification', () => void sweep());
     try {
       await client.connect();

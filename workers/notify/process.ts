@@ -42,20 +42,21 @@ export async function deliverNotification(job: Job, deps: NotifyDeps): Promise<{
   if (!parsed.success) throw new UnrecoverableError(`JOB_DATA_INVALID: notify job ${job.id ?? '?'} has malformed data`);
   const { seq, endpointId } = parsed.data;
   const attempt = job.attemptsMade + 1;
-  const record = (state: DeliveryState, status: number | null, error: string | null, nextAttemptAt: Date | null = null) =>
-    recordAttempt(deps.pool, { seq, endpointId, state, attempts: attempt, status, error, nextAttemptAt });
+  // `posted` false: settled without a request, which is no attempt at the receiver.
+  const record = (state: DeliveryState, status: number | null, error: string | null, nextAttemptAt: Date | null = null, posted = true) =>
+    recordAttempt(deps.pool, { seq, endpointId, state, attempts: posted ? attempt : 0, status, error, nextAttemptAt });
 
   const current = await deliveryState(deps.pool, seq, endpointId);
   // Delivered, failed or disabled already (a re-added job, a redelivery): nothing to send.
   if (current?.state !== 'pending') return { state: 'skipped' };
   if (current.endpoint_disabled) {
-    await record('disabled', null, 'endpoint disabled by an earlier 410 Gone');
+    await record('disabled', null, 'endpoint disabled by an earlier 410 Gone', null, false);
     return { state: 'disabled' };
   }
   const endpoint = deps.endpoints.find((e) => e.id === endpointId);
   const event = await loadEvent(deps.pool, seq);
   if (!endpoint || !event) {
-    await record('failed', null, endpoint ? 'event missing from the outbox' : 'endpoint no longer in CUTTER_WEBHOOK_URLS');
+    await record('failed', null, endpoint ? 'event missing from the outbox' : 'endpoint no longer in CUTTER_WEBHOOK_URLS', null, false);
     return { state: 'failed' };
   }
 
