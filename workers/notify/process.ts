@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import type { Pool } from '../../shared/db/pool.js';
+import { withTransaction, type Pool } from '../../shared/db/pool.js';
 import type { Logger } from '../../shared/logger.js';
 import type { WebhookEndpoint } from '../../shared/notify/endpoints.js';
 import { webhookBody } from '../../shared/notify/message.js';
@@ -81,8 +81,11 @@ export async function deliverNotification(job: Job, deps: NotifyDeps): Promise<{
     return { state: 'delivered' };
   }
   if (outcome.status === 410) {
-    await record('disabled', 410, 'HTTP 410 Gone: endpoint disabled');
-    await disableEndpoint(deps.pool, endpointId, `HTTP 410 Gone for ${event.webhook_id}`);
+    // Together: whoever sees this delivery disabled also sees its endpoint disabled.
+    await withTransaction(deps.pool, async (tx) => {
+      await recordAttempt(tx, { seq, endpointId, state: 'disabled', attempts: attempt, status: 410, error: 'HTTP 410 Gone: endpoint disabled', nextAttemptAt: null });
+      await disableEndpoint(tx, endpointId, `HTTP 410 Gone for ${event.webhook_id}`);
+    });
     log.warn('endpoint answered 410 Gone: disabled');
     return { state: 'disabled' };
   }
