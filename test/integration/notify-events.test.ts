@@ -6,6 +6,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
 import { runView } from '../../shared/runs/view.js';
+import { runCli } from '../support/cli.js';
 import { waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 import { approvalFor, postApproval, waitForGate } from '../support/sovereign.js';
@@ -162,5 +163,8 @@ describe('notifications of run events', () => {
     expect(html).toContain(first?.webhook_id ?? '?');
     // The endpoint is shown by its origin: its path may be a secret.
     expect(html).not.toContain('/hooks/cutter');
+
+    const status = await runCli(['status', retried], env.env);
+    expect(status.stdout).toContain(`notifications ${view?.notifications.length ?? '?'} delivered\n`);
   });
 });
