@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { UnrecoverableError, type Job } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../shared/audit/append.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
 import { webhookEndpoints } from '../../shared/notify/endpoints.js';
+import { NOTIFY_POLICY } from '../../shared/notify/policy.js';
 import type { PhaseProcessor } from '../../workers/context.js';
+import { deliverNotification } from '../../workers/notify/process.js';
 import { startNotifier, type Notifier } from '../../workers/notify/start.js';
 import { insertPausedRun } from '../support/paused-run.js';
 import { waitFor } from '../support/poll.js';
@@ -122,6 +125,26 @@ describe('a webhook delivery', () => {
     expect(d).toMatchObject({ state: 'pending', last_status: 307 });
     expect(d.last_error).toContain('redirect not followed');
     expect(elsewhere.requests).toHaveLength(0);
+  });
+});
+
+describe('a delivery whose attempts run out', () => {
+  it('is recorded failed with its last status, and its job ends unrecoverable', async () => {
+    const down = await receiver(() => ({ status: 502 }));
+    await notifier([down.url]);
+    const seq = await announce();
+    await deliveryWhen(seq, down.url, (row) => row.attempts >= 1);
+    await current?.close(); // the retries stop here; the last attempt is made by hand below
+    current = null;
+    const [endpoint] = webhookEndpoints([down.url]);
+    const last = { id: `${seq}.${endpoint?.id ?? ''}`, data: { seq, endpointId: endpoint?.id }, attemptsMade: NOTIFY_POLICY.attempts - 1, opts: { attempts: NOTIFY_POLICY.attempts } } as unknown as Job;
+    const deps = { pool: app, log: silent, endpoints: webhookEndpoints([down.url]), secret, boardUrl: env.cfg.CUTTER_BOARD_URL, timeoutMs: 5000 };
+    await expect(deliverNotification(last, deps)).rejects.toThrow(UnrecoverableError);
+    expect(await deliveryWhen(seq, down.url, () => true)).toMatchObject({ state: 'failed', attempts: NOTIFY_POLICY.attempts, last_status: 502, last_error: 'HTTP 502' });
+    // A redelivery of a failed delivery sends nothing.
+    const sent = down.requests.length;
+    expect(await deliverNotification(last, deps)).toEqual({ state: 'skipped' });
+    expect(down.requests).toHaveLength(sent);
   });
 });
 
