@@ -23,7 +23,7 @@ export function createBoardApp(deps: BoardDeps): Express {
   // Answers of routes are not cached (Bull Board's static files keep their own ETags): none is hashed.
   app.disable('etag');
   app.use(requestLog(deps.log));
-  app.use(securityHeaders(deps.cfg.CUTTER_BOARD_URL?.startsWith('https:') ?? false));
+  app.use(securityHeaders(deps.cfg.CUTTER_BOARD_URL.startsWith('https:')));
   app.use(bodyLimit);
   app.use(countApprovals(deps.metrics));
   for (const route of ROUTES) app.use(route(deps));

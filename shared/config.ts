@@ -20,14 +20,47 @@ function parseUrl(value: string): URL | null {
   }
 }
 
+/** True for an absolute URL of one of these protocols ('https:' …). */
+function hasProtocol(value: string, protocols: readonly string[]): boolean {
+  return protocols.includes(parseUrl(value)?.protocol ?? '');
+}
+
 const urlWithProtocols = (protocols: readonly string[], form: string) =>
-  z.string().refine((value) => protocols.includes(parseUrl(value)?.protocol ?? ''), { error: `must be a URL of the form ${form}` });
+  z.string().refine((value) => hasProtocol(value, protocols), { error: `must be a URL of the form ${form}` });
 
 const port = z.coerce
   .number({ error: 'must be a port number 1-65535' })
   .int({ error: 'must be a port number 1-65535' })
   .min(1, { error: 'must be a port number 1-65535' })
   .max(65535, { error: 'must be a port number 1-65535' });
+
+// A list is refused whole for one bad entry; the entry is named by its place,
+// never echoed: a chat tool's webhook URL carries its secret in the path.
+const webhookUrls = z
+  .string()
+  .optional()
+  .transform((v) => (v ?? '').split(',').map((u) => u.trim()).filter((u) => u !== ''))
+  .superRefine((urls, ctx) => {
+    urls.forEach((url, i) => {
+      if (!hasProtocol(url, ['http:', 'https:'])) ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of http(s) URLs; entry ${i + 1} is not one` });
+      else if (urls.indexOf(url) !== i) ctx.addIssue({ code: 'custom', message: `lists entry ${i + 1} twice` });
+    });
+  });
+
+// Standard Webhooks: whsec_ then the base64 of 24 to 64 random bytes.
+const webhookSecret = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v === '' ? undefined : v))
+  .refine(
+    (v) => {
+      if (v === undefined) return true;
+      const b64 = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(v)?.[1];
+      const bytes = b64 === undefined ? 0 : Buffer.from(b64, 'base64').length;
+      return bytes >= 24 && bytes <= 64;
+    },
+    { error: 'must be whsec_ followed by the base64 of 24 to 64 random bytes (Standard Webhooks form)' },
+  );
 
 const optionalText = z
   .string()
@@ -81,12 +114,14 @@ export const configSchema = z.object({
     .string()
     .regex(/^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|[0-9A-Fa-f:]+)$/, { error: 'must be an address or host name to listen on, e.g. 127.0.0.1 or 0.0.0.0' })
     .default('127.0.0.1'),
-  CUTTER_BOARD_URL: urlWithProtocols(['http:', 'https:'], 'http(s)://host[:port]').optional(),
   BOARD_USER: optionalText,
   BOARD_PASSWORD: optionalText,
   CUTTER_API_URL: urlWithProtocols(['http:', 'https:'], 'http(s)://host:port').default(
     'http://127.0.0.1:3000',
   ),
+  CUTTER_BOARD_URL: urlWithProtocols(['http:', 'https:'], 'http(s)://host[:port]').optional(),
+  CUTTER_WEBHOOK_URLS: webhookUrls,
+  CUTTER_WEBHOOK_SECRET: webhookSecret,
   CUTTER_ALLOW_VOLATILE_REDIS: strictBoolean.default(false),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
@@ -96,11 +131,19 @@ export const configSchema = z.object({
   LOG_FORMAT: z
     .enum(['json', 'pretty'], { error: 'must be json or pretty' })
     .optional(),
+}).superRefine((cfg, ctx) => {
+  if (cfg.CUTTER_WEBHOOK_URLS.length > 0 && cfg.CUTTER_WEBHOOK_SECRET === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['CUTTER_WEBHOOK_SECRET'], message: 'is required when CUTTER_WEBHOOK_URLS is set (whsec_ followed by base64)' });
+  }
 });
 
 type RawConfig = z.output<typeof configSchema>;
 
-export type Config = Omit<RawConfig, 'CUTTER_OPERATOR'> & { CUTTER_OPERATOR: string };
+export type Config = Omit<RawConfig, 'CUTTER_OPERATOR' | 'CUTTER_BOARD_URL'> & {
+  CUTTER_OPERATOR: string;
+  /** Where people open run pages (links in notifications); CUTTER_API_URL when unset. */
+  CUTTER_BOARD_URL: string;
+};
 
 /** Parses an environment; throws ConfigError naming the first bad variable. */
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
@@ -111,7 +154,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     throw new ConfigError(variable, `${variable} ${issue?.message ?? 'is invalid'}`);
   }
   const operator = result.data.CUTTER_OPERATOR ?? safeUserName();
-  return { ...result.data, CUTTER_OPERATOR: operator };
+  const board = (result.data.CUTTER_BOARD_URL ?? result.data.CUTTER_API_URL).replace(/\/+$/, '');
+  return { ...result.data, CUTTER_OPERATOR: operator, CUTTER_BOARD_URL: board };
 }
 
 function safeUserName(): string {

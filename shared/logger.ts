@@ -24,6 +24,11 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
   'BOARD_PASSWORD',
   '*.BOARD_PASSWORD',
+  'CUTTER_WEBHOOK_SECRET',
+  '*.CUTTER_WEBHOOK_SECRET',
+  // Webhook URLs may carry their secret in the path (chat tools' incoming webhooks).
+  'CUTTER_WEBHOOK_URLS',
+  '*.CUTTER_WEBHOOK_URLS',
 ];
 
 /** postgres://user:secret@host → postgres://user:***@host (any scheme). */
@@ -33,9 +38,11 @@ export function redactUrl(url: string): string {
 
 const PRIVATE_KEY_BLOCK = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
 
-/** Removes credentials in URLs and private key blocks from free text. */
+const WEBHOOK_SECRET = /whsec_[A-Za-z0-9+/=]+/g;
+
+/** Removes credentials in URLs, private key blocks and webhook secrets from free text. */
 export function redactText(text: string): string {
-  return redactUrl(text).replace(PRIVATE_KEY_BLOCK, '[private key redacted]');
+  return redactUrl(text).replace(PRIVATE_KEY_BLOCK, '[private key redacted]').replace(WEBHOOK_SECRET, 'whsec_[redacted]');
 }
 
 function scrub(value: unknown, depth = 0): unknown {

@@ -8,6 +8,7 @@ import { outageLog } from '../shared/outage-log.js';
 import { createRedis } from '../shared/redis.js';
 import { startReconciler, type Reconciler } from '../shared/runs/reconcile.js';
 import type { PhaseDeps, PhaseProcessor, PhaseWorker } from './context.js';
+import { startNotifier, type NotifierOptions } from './notify/start.js';
 import { isStoppedRunResult, phaseRunner } from './phase-runner.js';
 import { PHASE_WORKERS } from './processors.js';
 
@@ -37,6 +38,8 @@ export interface FleetOptions {
   concurrency?: number;
   /** Reconciler timing (tests shorten it); defaults in shared/runs/reconcile.ts. */
   reconcile?: { intervalMs?: number; enqueueGraceMs?: number };
+  /** Notification timing (tests shorten it); defaults in workers/notify/start.ts. */
+  notify?: Pick<NotifierOptions, 'sweepIntervalMs' | 'timeoutMs'>;
 }
 
 /**
@@ -83,6 +86,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     { pool, queues, prefix: cfg.CUTTER_QUEUE_PREFIX, log: log.child({ component: 'reconciler' }), ...(options.reconcile?.enqueueGraceMs === undefined ? {} : { enqueueGraceMs: options.reconcile.enqueueGraceMs }) },
     options.reconcile?.intervalMs,
   );
+  // Beside the phases, never in their way: its own connections and queue (null without CUTTER_WEBHOOK_URLS).
+  const notifier = await startNotifier({ cfg, log, pool, ...options.notify });
   log.info({ phases, prefix: cfg.CUTTER_QUEUE_PREFIX }, 'workers ready');
   return {
     phases,
@@ -91,7 +96,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     close: async () => {
       // Stop the loop first; a pass waiting on an absent Redis ends when its connection is closed below.
       const reconciling = reconciler.stop();
-      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all([...workers.map((w) => w.close()), notifier?.close()]);
       await Promise.all(Object.values(queues).map((q) => q.close()));
       for (const c of [...connections, redis]) c.disconnect();
       await reconciling;

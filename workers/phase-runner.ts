@@ -148,19 +148,18 @@ async function settleFailure(deps: PhaseDeps, job: Job, phase: Phase, runId: str
 async function failClosed(deps: PhaseDeps, runId: string, phase: Phase, err: Error): Promise<void> {
   const code = err instanceof CutterError ? err.code : errorCode(err);
   const expired = code === 'APPROVAL_EXPIRED';
-  // The status and the report change together, so whoever sees the run ended also sees why.
-  const changed = await withTransaction(deps.pool, async (tx) => {
-    const ended = await failRun(tx, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' });
-    if (ended) await saveReport(tx, runId, await buildReport(tx, runId));
-    return ended;
+  // The status, the report and the audit row change together, so whoever sees the run ended also sees why,
+  // and the event that announces it (docs/notifications.md) exists exactly when it ended.
+  await withTransaction(deps.pool, async (tx) => {
+    if (!(await failRun(tx, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' }))) return;
+    await saveReport(tx, runId, await buildReport(tx, runId));
+    await appendAudit(tx, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
   });
   await releaseCorpusLock(deps.pool, runId);
   await discardStagedSnapshot(deps.pool, runId);
   await disarmSwitchForRun(deps.pool, runId, `worker:${phase}-failed`);
   // The later phases' jobs go before this one fails: it keeps its own error, and none of them a child-failed copy.
   await removeRunJobs(deps.queues, runId, { after: phase });
-  if (!changed) return;
-  await appendAudit(deps.pool, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
 }
 
 /** What a job of a cancelled or rejected run returns; the fleet removes the job once BullMQ has recorded it. */

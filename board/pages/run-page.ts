@@ -104,7 +104,16 @@ ${v.checks.map((c) => html`<tr><td>${c.name}</td><td><code>${value(c.expected)}<
 </tbody></table>`;
 }
 
-/** The /runs/:id page: summary, timeline, plan, approvals, verification, report. */
+function notifications(view: RunView): Safe {
+  if (!view.notifications.length) return html`<h2>Notifications</h2><p>No webhook deliveries for this run.</p>`;
+  return html`<h2>Notifications</h2><table id="notifications"><thead><tr><th>event</th><th>webhook-id</th><th>endpoint</th><th>state</th><th>attempts</th><th>last status</th><th>last error</th><th>next attempt</th><th>delivered</th></tr></thead><tbody>
+${view.notifications.map(
+  (n) => html`<tr data-event="${n.event}"><td>${n.event}</td><td><code>${n.webhook_id}</code></td><td>${n.endpoint} <code>${n.endpoint_id}</code></td><td>${badge(n.state)}</td><td>${n.attempts}</td>
+<td>${n.last_status ?? '—'}</td><td>${n.last_error ?? ''}</td><td>${n.next_attempt_utc ?? '—'}</td><td>${n.delivered_utc ?? '—'}</td></tr>`,
+)}</tbody></table>`;
+}
+
+/** The /runs/:id page: summary, timeline, plan, approvals, verification, notifications, report. */
 export function runPage(d: RunPageData): string {
   const v = d.view;
   const head = html`<h1>Run <code>${v.run_id}</code></h1>
@@ -118,5 +127,5 @@ export function runPage(d: RunPageData): string {
   const report = d.report
     ? html`<h2>Report</h2><p><a href="${md}">as markdown</a> · <a href="${md}&amp;download=1" download>download</a></p><div id="report">${markdownToHtml(d.report)}</div>`
     : html`<h2>Report</h2><p>No report yet.</p>`;
-  return page(`Run ${v.run_id}`, html`${head}${timeline(v, d.now)}${plan(v)}${approvals(v, d.approvals, d.now)}${verification(d.verification)}${report}`);
+  return page(`Run ${v.run_id}`, html`${head}${timeline(v, d.now)}${plan(v)}${approvals(v, d.approvals, d.now)}${verification(d.verification)}${notifications(v)}${report}`);
 }

@@ -55,6 +55,9 @@ export const APP_WRITES: Readonly<Record<string, readonly TablePrivilege[]>> = {
   'cutter_governance.cut_change_item': ['INSERT'],
   'cutter_governance.verify_result': ['INSERT', 'UPDATE'],
   'cutter_governance.g0_baseline': ['INSERT'],
+  // Notifications (docs/notifications.md): the outbox itself is written only by its trigger.
+  'cutter_governance.notification_delivery': ['INSERT', 'UPDATE'],
+  'cutter_governance.webhook_endpoint': ['INSERT', 'UPDATE'],
 };
 
 /** Table privileges the exec role must hold on no table of a governed schema: it writes only through apply_plan. */

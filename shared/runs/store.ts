@@ -215,13 +215,14 @@ export async function phaseProgress(db: Db, runId: string, phase: Phase, progres
   );
 }
 
-/** Sets the run's status (only while it has not ended). */
-export async function setRunStatus(db: Db, runId: string, status: RunStatus): Promise<void> {
-  await db.query(
+/** Sets the run's status (only while it has not ended); true when it changed. */
+export async function setRunStatus(db: Db, runId: string, status: RunStatus): Promise<boolean> {
+  const result = await db.query(
     `UPDATE cutter_governance.run SET status = $2, updated_at = now()
-      WHERE run_id = $1 AND cutter_governance.run_in_flight(status)`,
+      WHERE run_id = $1 AND cutter_governance.run_in_flight(status) AND status <> $2`,
     [runId, status],
   );
+  return Boolean(result.rowCount);
 }
 
 /**
@@ -250,9 +251,9 @@ export async function failRun(
   return Boolean(result.rowCount);
 }
 
-/** Ends the run with its verdict (only while it has not ended: a run the reconciler failed stays failed). */
-export async function finishRun(db: Db, args: { runId: string; verdict: 'PASS' | 'FAIL' }): Promise<void> {
-  await db.query(
+/** Ends the run with its verdict (only while it has not ended: a run the reconciler failed stays failed); true when it did. */
+export async function finishRun(db: Db, args: { runId: string; verdict: 'PASS' | 'FAIL' }): Promise<boolean> {
+  const result = await db.query(
     `UPDATE cutter_governance.run
         SET status = CASE WHEN $2 = 'PASS' THEN 'succeeded' ELSE 'failed' END,
             failed_phase = CASE WHEN $2 = 'PASS' THEN NULL ELSE 'verify' END,
@@ -261,6 +262,7 @@ export async function finishRun(db: Db, args: { runId: string; verdict: 'PASS' |
       WHERE run_id = $1 AND cutter_governance.run_in_flight(status)`,
     [args.runId, args.verdict],
   );
+  return Boolean(result.rowCount);
 }
 
 /** Stores the report of a run (also of a failed one). */

@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { isPhase, phasesFor } from '../jobs/catalog.js';
 import { phaseProgress, planSummary } from '../jobs/results.js';
+import { runDeliveries, type DeliveryView } from '../notify/store.js';
 import { completedResult, getPhases, getRun, type PhaseRow } from './store.js';
 
 /** The run object of DESIGN §4 (snake_case keys, stable). */
@@ -30,6 +31,8 @@ export interface RunView {
     summary: Record<string, unknown>;
     error: { code: string | null; message: string } | null;
   }[];
+  /** Each webhook delivery of the run's events (docs/notifications.md); empty without CUTTER_WEBHOOK_URLS. */
+  notifications: DeliveryView[];
 }
 
 /** Reads a run and its phases into the JSON shape the CLI and the API print; null when unknown. */
@@ -72,6 +75,7 @@ export async function runView(pool: Pool, runId: string): Promise<RunView | null
     finished_utc: run.finished_at?.toISOString() ?? null,
     plan: plan.rows[0] === undefined ? null : planSummary.parse(plan.rows[0]),
     phases,
+    notifications: await runDeliveries(pool, runId),
   };
 }
 

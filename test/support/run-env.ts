@@ -14,7 +14,7 @@ import { runView, type RunView } from '../../shared/runs/view.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { startFleet, type Fleet } from '../../workers/fleet.js';
 import type { PhaseResult } from '../../shared/jobs/results.js';
-import type { StandIns } from '../../workers/fleet.js';
+import type { FleetOptions, StandIns } from '../../workers/fleet.js';
 import { fingerprintCorpusTables } from './corpus-tables.js';
 import { createDemoDatabase, type TestDatabase } from './db.js';
 import { waitFor } from './poll.js';
@@ -44,8 +44,8 @@ export interface RunEnv {
 /** What a stand-in for an opened gate returns: it arranged the approvals itself, so the gate's commit has nothing to consume. */
 export const STAND_IN_GATE: PhaseResult<'approval-gate'> = { released: 'already', sg_1_keys: [], exec_keys: [], quorum: 1, decision_ids: [] };
 
-/** Builds a run environment of its own (database, prefix, GNUPGHOME, backup dir). */
-export async function createRunEnv(label: string): Promise<RunEnv> {
+/** Builds a run environment of its own (database, prefix, GNUPGHOME, backup dir); `options.env` adds variables, `options.fleet` fleet timings. */
+export async function createRunEnv(label: string, options: { env?: Record<string, string>; fleet?: Pick<FleetOptions, 'notify'> } = {}): Promise<RunEnv> {
   const db = await createDemoDatabase(label, 'tester');
   const dir = mkdtempSync(join(tmpdir(), `cutter-${label}-`));
   const gnupgHome = join(dir, 'gnupg');
@@ -64,6 +64,7 @@ export async function createRunEnv(label: string): Promise<RunEnv> {
     CUTTER_OPERATOR: 'tester',
     SOVEREIGN_KEYS: sovereignDir,
     LOG_LEVEL: 'silent',
+    ...options.env,
   };
   mkdirSync(env.BACKUP_DIR, { recursive: true });
   const cfg = parseConfig(env);
@@ -77,7 +78,7 @@ export async function createRunEnv(label: string): Promise<RunEnv> {
     sovereign: { key: sovereignKey, dir: sovereignDir },
     startFleet: async (processors, phases) => {
       await self.fleet?.close();
-      self.fleet = await startFleet({ cfg, log: pino({ level: 'silent' }), ...(processors ? { processors } : {}), ...(phases ? { phases } : {}) });
+      self.fleet = await startFleet({ cfg, log: pino({ level: 'silent' }), ...options.fleet, ...(processors ? { processors } : {}), ...(phases ? { phases } : {}) });
       return self.fleet;
     },
     enqueue: async (mode, options = {}) => {

@@ -1,3 +1,4 @@
+import { appendAudit } from '../../shared/audit/append.js';
 import { withTransaction } from '../../shared/db/pool.js';
 import { buildPlan } from '../../shared/plan/build.js';
 import { fingerprintOutsideRun } from '../../shared/runs/fingerprint.js';
@@ -17,7 +18,12 @@ export const cutplanWorker: PhaseWorker<'cutplan'> = {
     const plan = await withTransaction(deps.pool, (client) => buildPlan(client, { runId: run.run_id, target }));
     await reachMoment('cutplan.middle', run.run_id); // the plan stored, the status not yet awaiting_approval
     const outside = await fingerprintOutsideRun(deps.pool, run.run_id, run.corpus);
-    if (run.mode === 'live') await setRunStatus(deps.pool, run.run_id, 'awaiting_approval');
+    if (run.mode === 'live') {
+      // The audit row commits with the status, once (a retried cutplan finds it set): it announces the pause (docs/notifications.md).
+      await withTransaction(deps.pool, async (tx) => {
+        if (await setRunStatus(tx, run.run_id, 'awaiting_approval')) await appendAudit(tx, { actor: 'worker', kind: 'run.awaiting_approval', runId: run.run_id, detail: { plan_sha256: plan.plan_sha256, unit_count: plan.unit_count } });
+      });
+    }
     return { ...plan, outside_fingerprint: outside };
   },
 };

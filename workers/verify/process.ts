@@ -37,11 +37,13 @@ export const verifyWorker: PhaseWorker<'verify'> = {
     const verdict = passed ? 'PASS' : 'FAIL';
     await releaseCorpusLock(deps.pool, run.run_id);
     await discardStagedSnapshot(deps.pool, run.run_id);
-    await appendAudit(deps.pool, { actor: 'worker', kind: 'run.verified', runId: run.run_id, detail: { verdict, checks: checks.length } });
     return { verdict, checks: checks.length, failed: checks.filter((c) => !c.passed).map((c) => c.name) };
   },
   complete: async (tx, run, result) => {
-    await finishRun(tx, { runId: run.run_id, verdict: result.verdict });
+    const ended = await finishRun(tx, { runId: run.run_id, verdict: result.verdict });
     await saveReport(tx, run.run_id, await buildReport(tx, run.run_id));
+    // The verdict's audit row commits with the run's end, and only when this ended it: it announces
+    // run.succeeded or run.failed. Last, since appending holds the audit chain's lock until the commit.
+    if (ended) await appendAudit(tx, { actor: 'worker', kind: 'run.verified', runId: run.run_id, detail: { verdict: result.verdict, checks: result.checks } });
   },
 };

@@ -1,10 +1,21 @@
 import type { Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
+import type { DeliveryState } from '../../../shared/notify/store.js';
 import { getRun } from '../../../shared/runs/store.js';
 import { endedUnsuccessful, hasEnded } from '../../../shared/runs/status.js';
 import { runView } from '../../../shared/runs/view.js';
 import { type CliContext, out, outJson } from '../context.js';
 import { followRun, phaseLine } from '../follow.js';
+
+/** "3 delivered, 1 pending": the run's webhook deliveries by state, in a fixed order. */
+export function notificationCounts(deliveries: readonly { state: DeliveryState }[]): string {
+  const order: DeliveryState[] = ['delivered', 'pending', 'failed', 'disabled'];
+  return order
+    .map((state) => [state, deliveries.filter((d) => d.state === state).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${n} ${state}`)
+    .join(', ');
+}
 
 /** `cutter status RUN_ID`: the run phase by phase; exit 0, 1 failed, 2 unknown. */
 export function registerStatusCommand(program: Command, ctx: () => CliContext): void {
@@ -30,6 +41,7 @@ export function registerStatusCommand(program: Command, ctx: () => CliContext): 
         if (view.plan) out(`plan ${view.plan.plan_sha256}  units ${view.plan.unit_count}`);
         for (const p of view.phases) out(phaseLine(p));
         if (view.error) out(`${view.failed_phase ? `failed in ${view.failed_phase}` : view.status}: ${view.error.code}: ${view.error.message}`);
+        if (view.notifications.length) out(`notifications ${notificationCounts(view.notifications)}`);
       }
       process.exitCode = endedUnsuccessful(view.status) ? 1 : 0;
     });
