@@ -15,7 +15,8 @@ import { startReceiver, webhookSecret, type Receiver } from '../support/webhook-
 /**
  * The acceptance test of notifications: a receiver on loopback that fails
  * its first two deliveries still gets every event of an approved live run,
- * a failed run and an expired run exactly once by webhook-id, and every
+ * a failed, an expired, a cancelled and a rejected run exactly once by
+ * webhook-id, and every
  * request it got carries a signature the independent `standardwebhooks`
  * verifier accepts.
  */
@@ -105,7 +106,17 @@ describe('notifications of run events', () => {
     const expired = await env.enqueue('live', { approvalWindowS: 2 });
     expect((await env.waitForEnd(expired)).status).toBe('expired');
 
-    await allDelivered([approved, failed, expired], 7);
+    // A cancelled run and a rejected run, both stopped while they await approval.
+    const cancelled = await env.enqueue('live', { approvalWindowS: 3600 });
+    await waitForGate(env, cancelled);
+    const cancel = await runCli(['cancel', cancelled, '--reason', 'wrong snapshot'], env.env);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    const rejected = await env.enqueue('live', { approvalWindowS: 3600 });
+    const toReject = await waitForGate(env, rejected);
+    const no = await postApproval(board.url, rejected, approvalFor(toReject, 'REJECT', env.sovereign.key, { allowance: 'reason=the plan touches the wrong units' }));
+    expect(no.status, JSON.stringify(no.json)).toBe(201);
+
+    await allDelivered([approved, failed, expired, cancelled, rejected], 11);
     const events = acceptedEvents();
     // The receiver failed two requests, so at least one event was retried.
     expect(receiver.requests.filter((r) => r.answered === 500)).toHaveLength(2);
@@ -137,6 +148,14 @@ describe('notifications of run events', () => {
     const e = eventsOf(events, expired);
     expect(e.map((b) => b.type)).toEqual(['run.awaiting_approval', 'run.expired']);
     expect(e[1]?.data).toMatchObject({ status: 'expired', phase: 'approval-gate', error_code: 'APPROVAL_EXPIRED' });
+
+    const c = eventsOf(events, cancelled);
+    expect(c.map((b) => b.type)).toEqual(['run.awaiting_approval', 'run.cancelled']);
+    expect(c[1]?.data).toMatchObject({ run_id: cancelled, status: 'cancelled' });
+    const r = eventsOf(events, rejected);
+    expect(r.map((b) => b.type)).toEqual(['run.awaiting_approval', 'run.rejected']);
+    expect(r[1]?.data).toMatchObject({ run_id: rejected, status: 'rejected' });
+    expect(r[1]?.data.text).toContain('the plan touches the wrong units');
 
     for (const b of events.values()) expect(b.data.text).not.toMatch(/\n/);
     for (const r of receiver.requests) {
