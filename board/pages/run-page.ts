@@ -2,6 +2,7 @@ import type { ApprovalSummary } from '../../shared/approval/summary.js';
 import type { Check } from '../../shared/jobs/results.js';
 import type { RunView } from '../../shared/runs/view.js';
 import { badge, html, page, seconds, type Safe } from './html.js';
+import { planItemsSection, type PlanListing } from './plan-section.js';
 
 /** What the run page shows; each part comes from Postgres. */
 export interface RunPageData {
@@ -9,6 +10,8 @@ export interface RunPageData {
   approvals: ApprovalSummary | null;
   verification: { passed: boolean; checks: Check[] } | null;
   report: string | null;
+  /** A page of the plan's units, when the run has a plan. */
+  planListing?: PlanListing;
 }
 
 function value(v: unknown): string {
@@ -23,14 +26,14 @@ ${view.phases.map(
 )}</tbody></table>`;
 }
 
-function plan(view: RunView): Safe {
+function plan(view: RunView, listing: PlanListing | undefined): Safe {
   if (!view.plan) return html`<h2>Plan</h2><p>No plan yet.</p>`;
   const list = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => html`<li>${k}: ${n}</li>`);
   return html`<h2>Plan</h2><table id="plan"><tbody>
 <tr><th>plan_sha256</th><td><code>${view.plan.plan_sha256}</code></td></tr>
 <tr><th>units</th><td>${view.plan.unit_count}</td></tr>
 <tr><th>by op</th><td><ul>${list(view.plan.by_op)}</ul></td></tr>
-<tr><th>by transition</th><td><ul>${list(view.plan.by_transition)}</ul></td></tr></tbody></table>`;
+<tr><th>by transition</th><td><ul>${list(view.plan.by_transition)}</ul></td></tr></tbody></table>${listing ? planItemsSection(view.run_id, listing) : html``}`;
 }
 
 function approvals(view: RunView, a: ApprovalSummary | null): Safe {
@@ -64,5 +67,5 @@ export function runPage(d: RunPageData): string {
   const report = d.report
     ? html`<h2>Report</h2><p><a href="/runs/${encodeURIComponent(v.run_id)}/report?format=md">as markdown</a></p><pre id="report">${d.report}</pre>`
     : html`<h2>Report</h2><p>No report yet.</p>`;
-  return page(`Run ${v.run_id}`, html`${head}${timeline(v)}${plan(v)}${approvals(v, d.approvals)}${verification(d.verification)}${report}`);
+  return page(`Run ${v.run_id}`, html`${head}${timeline(v)}${plan(v, d.planListing)}${approvals(v, d.approvals)}${verification(d.verification)}${report}`);
 }

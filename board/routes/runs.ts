@@ -8,9 +8,12 @@ import { runView } from '../../shared/runs/view.js';
 import type { BoardDeps } from '../deps.js';
 import { sendError } from '../errors.js';
 import { html, page } from '../pages/html.js';
+import { RUN_PAGE_PLAN_LIMIT, type PlanListing } from '../pages/plan-section.js';
 import { runListPage } from '../pages/run-list.js';
 import { runPage } from '../pages/run-page.js';
 import { listRuns } from '../queries.js';
+import { CutterError } from '../../shared/errors.js';
+import { parsePlanQuery, readPlanPage } from '../../shared/plan/export.js';
 
 /**
  * The run API and run pages: one route answers JSON (DESIGN §4 keys) or
@@ -19,7 +22,8 @@ import { listRuns } from '../queries.js';
  * as browsers do.
  */
 
-function wantsHtml(req: Request): boolean {
+/** True when the client asks for HTML before JSON (browsers do). */
+export function wantsHtml(req: Request): boolean {
   return req.accepts(['json', 'html']) === 'html';
 }
 
@@ -67,9 +71,13 @@ export function runsRouter(deps: BoardDeps): Router {
       res.json({ ...view, approvals });
       return;
     }
-    const [verification, stored] = await Promise.all([loadVerifyResult(deps.pool, runId), getRun(deps.pool, runId)]);
+    const [verification, stored, planListing] = await Promise.all([
+      loadVerifyResult(deps.pool, runId),
+      getRun(deps.pool, runId),
+      view.plan ? planListingOf(deps, runId, req) : undefined,
+    ]);
     const report = stored?.report ?? (await buildReport(deps.pool, runId));
-    res.type('html').send(runPage({ view, approvals, verification, report }));
+    res.type('html').send(runPage({ view, approvals, verification, report, ...(planListing ? { planListing } : {}) }));
   });
 
   router.get('/runs/:runId/report', async (req, res) => {
@@ -90,4 +98,16 @@ export function runsRouter(deps: BoardDeps): Router {
 <p><a href="/runs/${encodeURIComponent(runId)}/report?format=md">raw markdown</a></p><pre id="report">${report}</pre>`));
   });
   return router;
+}
+
+/** The run page's page of plan units for the query string's op, key and after (a bad value is shown, not thrown). */
+async function planListingOf(deps: BoardDeps, runId: string, req: Request): Promise<PlanListing> {
+  const one = (name: string) => (typeof req.query[name] === 'string' ? req.query[name] : undefined);
+  try {
+    const query = parsePlanQuery({ op: one('op'), key: one('key'), after: one('after') }, { limit: RUN_PAGE_PLAN_LIMIT, maxLimit: RUN_PAGE_PLAN_LIMIT });
+    return { query, page: await readPlanPage(deps.pool, runId, query) };
+  } catch (err) {
+    if (err instanceof CutterError && err.kind === 'bad_input') return { error: err.message };
+    throw err;
+  }
 }

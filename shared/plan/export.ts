@@ -1,0 +1,298 @@
+import { Readable } from 'node:stream';
+import copyStreams from 'pg-copy-streams';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { CutterError } from '../errors.js';
+import { KEY_PATTERN } from '../snapshot/record.js';
+import { PLAN_CANONICAL_VERSION, type PlanItemFields } from './hash.js';
+
+/**
+ * A run's frozen change set as the reviewer sees it (docs/plan-review.md):
+ * the one place that maps cut_change_item's columns to the export's field
+ * names, and reads items in byte order of key, filtered, a page at a time
+ * (keyset on key) or streamed whole.
+ */
+
+/** One plan item as `plan show`, the plan API and the NDJSON export name its fields (in this order). */
+export interface PlanExportItem {
+  key: string;
+  op: string;
+  transition: string | null;
+  from_state: string | null;
+  to_state: string;
+  from_version: number | null;
+  to_version: number;
+  body_sha256_before: string | null;
+  body_sha256_after: string;
+}
+
+/** The export's first line. */
+export interface PlanExportHeader {
+  cutter_plan: string;
+  run_id: string;
+  target: string;
+  corpus: string;
+  plan_sha256: string;
+  unit_count: number;
+}
+
+/** The canonical fields of an exported item (what plan_sha256 covers, shared/plan/hash.ts). */
+export function canonicalFields(item: PlanExportItem): PlanItemFields {
+  return {
+    key: item.key,
+    op: item.op,
+    transition: item.transition,
+    pre_state: item.from_state,
+    pre_version: item.from_version,
+    pre_body_sha256: item.body_sha256_before,
+    post_state: item.to_state,
+    post_version: item.to_version,
+    post_body_sha256: item.body_sha256_after,
+  };
+}
+
+/** One export line of an item (JSON.stringify keeps PlanExportItem's field order). */
+export function exportLine(item: PlanExportItem): string {
+  const ordered: PlanExportItem = {
+    key: item.key,
+    op: item.op,
+    transition: item.transition,
+    from_state: item.from_state,
+    to_state: item.to_state,
+    from_version: item.from_version,
+    to_version: item.to_version,
+    body_sha256_before: item.body_sha256_before,
+    body_sha256_after: item.body_sha256_after,
+  };
+  return `${JSON.stringify(ordered)}\n`;
+}
+
+/** The export's header line. */
+export function headerLine(header: Omit<PlanExportHeader, 'cutter_plan'>): string {
+  const h: PlanExportHeader = {
+    cutter_plan: PLAN_CANONICAL_VERSION,
+    run_id: header.run_id,
+    target: header.target,
+    corpus: header.corpus,
+    plan_sha256: header.plan_sha256,
+    unit_count: header.unit_count,
+  };
+  return `${JSON.stringify(h)}\n`;
+}
+
+/** The op names a filter accepts; `revise` and `transition` also match `revise+transition`. */
+export const PLAN_OP_FILTERS = ['create', 'revise', 'transition', 'revise+transition'] as const;
+export type PlanOpFilter = (typeof PLAN_OP_FILTERS)[number];
+
+/** The stored ops each filter selects. */
+export const OPS_OF_FILTER: Record<PlanOpFilter, readonly string[]> = {
+  create: ['create'],
+  revise: ['revise', 'revise+transition'],
+  transition: ['transition', 'revise+transition'],
+  'revise+transition': ['revise+transition'],
+};
+
+/** What to read of a plan: filters, where to start (exclusive) and how many. */
+export interface PlanQuery {
+  op?: PlanOpFilter;
+  /** Keys starting with this. */
+  keyPrefix?: string;
+  /** Keys after this one in byte order (the keyset cursor). */
+  after?: string;
+  limit: number;
+}
+
+/** Checks a filter or cursor value a user gave; throws a bad_input CutterError naming the option. */
+export function parsePlanQuery(raw: { op?: string | undefined; key?: string | undefined; after?: string | undefined; limit?: string | undefined }, defaults: { limit: number; maxLimit: number }): PlanQuery {
+  const query: PlanQuery = { limit: defaults.limit };
+  if (raw.op !== undefined && raw.op !== '') {
+    if (!(PLAN_OP_FILTERS as readonly string[]).includes(raw.op)) {
+      throw new CutterError('PLAN_OP_INVALID', `op must be one of ${PLAN_OP_FILTERS.join(', ')}, not ${JSON.stringify(raw.op)}`, { kind: 'bad_input' });
+    }
+    query.op = raw.op as PlanOpFilter;
+  }
+  if (raw.key !== undefined && raw.key !== '') {
+    // Every non-empty prefix of a valid key matches the key pattern itself.
+    if (!KEY_PATTERN.test(raw.key)) {
+      throw new CutterError('PLAN_KEY_INVALID', `key prefix ${JSON.stringify(raw.key)} cannot start any key (keys match ${KEY_PATTERN.source})`, { kind: 'bad_input' });
+    }
+    query.keyPrefix = raw.key;
+  }
+  if (raw.after !== undefined && raw.after !== '') {
+    if (!KEY_PATTERN.test(raw.after)) {
+      throw new CutterError('PLAN_CURSOR_INVALID', `after must be a key (the "next" of the page before), not ${JSON.stringify(raw.after)}`, { kind: 'bad_input' });
+    }
+    query.after = raw.after;
+  }
+  if (raw.limit !== undefined && raw.limit !== '') {
+    const n = Number(raw.limit);
+    if (!/^\d+$/.test(raw.limit) || !Number.isSafeInteger(n) || n < 1 || n > defaults.maxLimit) {
+      throw new CutterError('PLAN_LIMIT_INVALID', `limit must be a whole number from 1 to ${defaults.maxLimit}, not ${JSON.stringify(raw.limit)}`, { kind: 'bad_input' });
+    }
+    query.limit = n;
+  }
+  return query;
+}
+
+/**
+ * The end of a key prefix's range in byte order: the prefix with its last
+ * character raised by one. Prefixes are ASCII (the key pattern), so the
+ * result is too, and every key starting with the prefix sorts below it.
+ */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+/**
+ * The item columns under the export's names. ORDER BY key COLLATE "C" is
+ * byte order (keys are ASCII) and walks the index of migration 024; every
+ * bound on key is compared in the same collation so the index serves it.
+ * $1 run, $2 ops (null: all), $3 lower bound inclusive, $4 after (exclusive),
+ * $5 upper bound exclusive, $6 limit.
+ */
+const ITEMS = `
+  SELECT i.key, i.op, i.transition, i.pre_state AS from_state, i.post_state AS to_state,
+         i.pre_version AS from_version, i.post_version AS to_version,
+         i.pre_body_sha256 AS body_sha256_before, i.post_body_sha256 AS body_sha256_after`;
+const WHERE = `
+    FROM cutter_governance.cut_change_item i
+   WHERE i.run_id = $1
+     AND ($2::text[] IS NULL OR i.op = ANY ($2::text[]))
+     AND ($3::text IS NULL OR i.key COLLATE "C" >= $3::text COLLATE "C")
+     AND ($4::text IS NULL OR i.key COLLATE "C" > $4::text COLLATE "C")
+     AND ($5::text IS NULL OR i.key COLLATE "C" < $5::text COLLATE "C")
+   ORDER BY i.key COLLATE "C"
+   LIMIT $6`;
+const PAGE = `${ITEMS}${WHERE}`;
+
+/**
+ * A page with the bodies for a diff: the body before is the unit's version
+ * the plan starts from; the body after is the item's post_body, or (a
+ * transition alone) that same body unchanged.
+ */
+const PAGE_WITH_BODIES = `${ITEMS}, v.body AS body_before, coalesce(i.post_body, v.body) AS body_after${WHERE.replace(
+  'FROM cutter_governance.cut_change_item i',
+  `FROM cutter_governance.cut_change_item i
+    LEFT JOIN public.unit_version v ON v.unit_id = i.unit_id AND v.version = i.pre_version`,
+)}`;
+
+function params(runId: string, q: PlanQuery): unknown[] {
+  return [
+    runId,
+    q.op ? [...OPS_OF_FILTER[q.op]] : null,
+    q.keyPrefix ?? null,
+    q.after ?? null,
+    q.keyPrefix ? prefixEnd(q.keyPrefix) : null,
+    q.limit,
+  ];
+}
+
+/** A page of items and the cursor of the next one (null at the end). */
+export interface PlanPage<T extends PlanExportItem = PlanExportItem> {
+  items: T[];
+  next: string | null;
+}
+
+/** An item with the bodies before and after (null when the unit is new). */
+export interface PlanItemWithBodies extends PlanExportItem {
+  body_before: string | null;
+  body_after: string;
+}
+
+function paged<T extends PlanExportItem>(rows: T[], limit: number): PlanPage<T> {
+  // One row more than asked says whether there is a next page without a count.
+  const items = rows.slice(0, limit);
+  return { items, next: rows.length > limit ? (items[items.length - 1]?.key ?? null) : null };
+}
+
+/** One page of a run's items in byte order of key. */
+export async function readPlanPage(db: Pool | PoolClient, runId: string, q: PlanQuery): Promise<PlanPage> {
+  const { rows } = await db.query<PlanExportItem>(PAGE, params(runId, { ...q, limit: q.limit + 1 }));
+  return paged(rows, q.limit);
+}
+
+/** One page of items with their bodies (for diffs). */
+export async function readPlanPageWithBodies(db: Pool | PoolClient, runId: string, q: PlanQuery): Promise<PlanPage<PlanItemWithBodies>> {
+  const { rows } = await db.query<PlanItemWithBodies>(PAGE_WITH_BODIES, params(runId, { ...q, limit: q.limit + 1 }));
+  return paged(rows, q.limit);
+}
+
+/** Walks every item the query selects, a page at a time (memory holds one page), up to q.limit items in all. */
+export async function* walkPlan<T extends PlanExportItem>(
+  read: (q: PlanQuery) => Promise<PlanPage<T>>,
+  q: PlanQuery,
+  pageSize = 1000,
+): AsyncGenerator<T> {
+  let left = q.limit;
+  let after = q.after;
+  while (left > 0) {
+    const page = await read({ ...q, ...(after === undefined ? {} : { after }), limit: Math.min(pageSize, left) });
+    for (const item of page.items) yield item;
+    left -= page.items.length;
+    if (page.next === null) return;
+    after = page.next;
+  }
+}
+
+/** A run's change set header, or null when the run has none. */
+export async function readPlanHeader(db: Pool | PoolClient, runId: string): Promise<PlanExportHeader | null> {
+  const { rows } = await db.query<Omit<PlanExportHeader, 'cutter_plan'>>(
+    'SELECT run_id, target, corpus, plan_sha256, unit_count FROM cutter_governance.cut_change_set WHERE run_id = $1',
+    [runId],
+  );
+  const row = rows[0];
+  return row ? { cutter_plan: PLAN_CANONICAL_VERSION, ...row } : null;
+}
+
+/**
+ * Every item's export line, built by PostgreSQL and streamed out by COPY.
+ * Byte-safe: COPY's text form escapes only backslashes and control
+ * characters, and no field can hold one (keys match the key pattern, the
+ * rest are CHECKed enums, integers and hex), so each line is exportLine
+ * byte for byte (a test holds the two equal). A key with a quote or a
+ * backslash, which the key pattern forbids, would come out as invalid JSON
+ * and be refused by `plan hash`, never hashed as something else.
+ */
+const EXPORT_COPY = `COPY (
+  SELECT '{"key":' || to_json(key)::text || ',"op":"' || op || '","transition":' || coalesce('"' || transition || '"', 'null') ||
+         ',"from_state":' || coalesce('"' || pre_state || '"', 'null') || ',"to_state":"' || post_state ||
+         '","from_version":' || coalesce(pre_version::text, 'null') || ',"to_version":' || post_version::text ||
+         ',"body_sha256_before":' || coalesce('"' || pre_body_sha256 || '"', 'null') || ',"body_sha256_after":"' || post_body_sha256 || '"}'
+    FROM cutter_governance.cut_change_item
+   WHERE run_id = current_setting('cutter.plan_export_run')
+   ORDER BY key COLLATE "C") TO STDOUT`;
+
+/** COPY yields one chunk a row: joined into ~64 KiB chunks, a million lines cost a few hundred writes downstream. */
+async function* batched(source: AsyncIterable<Buffer>, size = 1 << 16): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of source) {
+    parts.push(chunk);
+    length += chunk.length;
+    if (length >= size) {
+      yield Buffer.concat(parts, length);
+      parts = [];
+      length = 0;
+    }
+  }
+  if (length > 0) yield Buffer.concat(parts, length);
+}
+
+/**
+ * Streams a run's items as export lines (without the header) on a client
+ * the caller holds until the stream ends. Memory stays flat at any size;
+ * destroying the stream ends the COPY (the client is then not reusable).
+ */
+export async function streamExportLines(client: PoolClient, runId: string): Promise<Readable> {
+  // COPY takes no $n parameters; the run id travels as one through set_config (session-wide: the client is the caller's).
+  await client.query(`SELECT set_config('cutter.plan_export_run', $1, false)`, [runId]);
+  return Readable.from(batched(client.query(copyStreams.to(EXPORT_COPY)) as AsyncIterable<Buffer>));
+}
+
+/** The run's plan header, or a RUN_UNKNOWN / PLAN_MISSING error (bad input: the run id is the user's). */
+export async function requirePlanHeader(db: Pool | PoolClient, runId: string): Promise<PlanExportHeader> {
+  const header = await readPlanHeader(db, runId);
+  if (header) return header;
+  const run = await db.query('SELECT 1 FROM cutter_governance.run WHERE run_id = $1', [runId]);
+  if (!run.rowCount) throw new CutterError('RUN_UNKNOWN', `no run ${runId}`, { kind: 'bad_input' });
+  throw new CutterError('PLAN_MISSING', `run ${runId} has no plan yet (cutplan has not completed)`, { kind: 'refused' });
+}
