@@ -103,7 +103,7 @@ describe('cutter db migrate', () => {
     await migrateOldHead(old.url, { execRole: 'cutter_exec' });
     expect((await ledger(old.url)).map((r) => r.version)).toEqual([1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
     const result = await migrate(old.url, { execRole: 'cutter_exec' });
-    expect(result.applied).toEqual(['020_ledger_stands_alone.sql', '021_run_enqueued_by.sql']);
+    expect(result.applied).toEqual(['020_ledger_stands_alone.sql', '021_run_enqueued_by.sql', '024_plan_item_key_order.sql']);
     expect(result.amended).toEqual([
       `002_governance.sql: ${AMENDED[0]?.reason ?? ''}`,
       `003_audit.sql: ${AMENDED[1]?.reason ?? ''}`,
@@ -132,7 +132,7 @@ describe('cutter db migrate', () => {
     const result = await migrate(old.url, { execRole: 'cutter_exec' });
     expect(result.amended).toHaveLength(2);
     expect(result.squashed).toBeNull();
-    expect(result.applied).toEqual(['010_staging_checks_indexes.sql', '020_ledger_stands_alone.sql', '021_run_enqueued_by.sql']);
+    expect(result.applied).toEqual(['010_staging_checks_indexes.sql', '020_ledger_stands_alone.sql', '021_run_enqueued_by.sql', '024_plan_item_key_order.sql']);
     const fresh = newDatabase('migrate_003_fresh');
     await migrate(fresh.url, { execRole: 'cutter_exec' });
     expect(await schemaDump(old.url)).toEqual(await schemaDump(fresh.url));
