@@ -48,7 +48,9 @@ export function planRouter(deps: BoardDeps): Router {
     const runId = String(req.params['runId']);
     try {
       const q = parsePlanQuery({ op: one(req.query['op']), key: one(req.query['key']), after: one(req.query['after']), limit: one(req.query['limit']) }, API_PAGE);
-      const [pageOf] = await Promise.all([readPlanPage(deps.pool, runId, q), requirePlanHeader(deps.pool, runId)]);
+      const pageOf = await readPlanPage(deps.pool, runId, q);
+      // Only an empty page needs asking why: no such run, no plan yet, or nothing matches.
+      if (pageOf.items.length === 0) await requirePlanHeader(deps.pool, runId);
       res.json(pageOf);
     } catch (err) {
       if (!refuse(req, res, err)) throw err;

@@ -1,5 +1,3 @@
-import { once } from 'node:events';
-
 /**
  * Writes to stdout in batches of about 64 KiB and waits when it is full:
  * a million small lines cost a few hundred writes, and memory holds one
@@ -35,7 +33,15 @@ export class StdoutBatch {
     this.parts = [];
     this.size = 0;
     if (!process.stdout.write(chunk)) {
-      await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'error')]).catch(() => undefined);
+      await new Promise<void>((resolve) => {
+        const settle = () => {
+          process.stdout.off('drain', settle);
+          process.stdout.off('error', settle);
+          resolve();
+        };
+        process.stdout.on('drain', settle);
+        process.stdout.on('error', settle);
+      });
     }
   }
 

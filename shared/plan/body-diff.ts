@@ -20,5 +20,7 @@ export function bodyDiff(item: PlanItemWithBodies): string {
     context: 3,
     timeout: DIFF_TIMEOUT_MS,
   });
-  return patch ?? `(bodies too different to diff within ${DIFF_TIMEOUT_MS} ms: sha256 ${item.body_sha256_before ?? '-'} -> ${item.body_sha256_after})\n`;
+  // jsdiff opens a two-file patch with a row of '=' (a separator for several files): one file needs none.
+  if (patch !== undefined) return patch.replace(/^=+\n/, '');
+  return `(bodies too different to diff within ${DIFF_TIMEOUT_MS} ms: sha256 ${item.body_sha256_before ?? '-'} -> ${item.body_sha256_after})\n`;
 }

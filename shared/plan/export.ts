@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import copyStreams from 'pg-copy-streams';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
@@ -143,6 +143,18 @@ function prefixEnd(prefix: string): string {
 }
 
 /**
+ * An item's export line (without its LF) built by PostgreSQL, byte for byte
+ * exportLine (a test holds the two paths equal): what the NDJSON export is
+ * made of. Byte-safe: no field can hold a quote, a backslash or a control
+ * character (keys match the key pattern, the rest are CHECKed enums,
+ * integers and lowercase hex); to_json quotes the key all the same.
+ */
+const ITEM_JSON = `'{"key":' || to_json(key)::text || ',"op":"' || op || '","transition":' || coalesce('"' || transition || '"', 'null') ||
+         ',"from_state":' || coalesce('"' || pre_state || '"', 'null') || ',"to_state":"' || post_state ||
+         '","from_version":' || coalesce(pre_version::text, 'null') || ',"to_version":' || post_version::text ||
+         ',"body_sha256_before":' || coalesce('"' || pre_body_sha256 || '"', 'null') || ',"body_sha256_after":"' || post_body_sha256 || '"}'`;
+
+/**
  * The item columns under the export's names. ORDER BY key COLLATE "C" is
  * byte order (keys are ASCII) and walks the index of migration 024; every
  * bound on key is compared in the same collation so the index serves it.
@@ -244,37 +256,43 @@ export async function readPlanHeader(db: Pool | PoolClient, runId: string): Prom
 }
 
 /**
- * Every item's export line, built by PostgreSQL and streamed out by COPY.
- * Byte-safe: COPY's text form escapes only backslashes and control
- * characters, and no field can hold one (keys match the key pattern, the
- * rest are CHECKed enums, integers and hex), so each line is exportLine
- * byte for byte (a test holds the two equal). A key with a quote or a
- * backslash, which the key pattern forbids, would come out as invalid JSON
- * and be refused by `plan hash`, never hashed as something else.
+ * Every item's export line (ITEM_JSON), streamed out by COPY. COPY's text
+ * form escapes only backslashes and control characters, which no line
+ * holds; a key with one, which the key pattern forbids, would come out as
+ * invalid JSON and be refused by `plan hash`, never hashed as something
+ * else. Building the lines here was measured faster than building them in
+ * Node from the bare columns (JSON.stringify, templates, or one regular
+ * expression replace per 64 KiB): at a million rows Node's per-line strings
+ * cost more than PostgreSQL's concatenation.
  */
 const EXPORT_COPY = `COPY (
-  SELECT '{"key":' || to_json(key)::text || ',"op":"' || op || '","transition":' || coalesce('"' || transition || '"', 'null') ||
-         ',"from_state":' || coalesce('"' || pre_state || '"', 'null') || ',"to_state":"' || post_state ||
-         '","from_version":' || coalesce(pre_version::text, 'null') || ',"to_version":' || post_version::text ||
-         ',"body_sha256_before":' || coalesce('"' || pre_body_sha256 || '"', 'null') || ',"body_sha256_after":"' || post_body_sha256 || '"}'
+  SELECT ${ITEM_JSON}
     FROM cutter_governance.cut_change_item
    WHERE run_id = current_setting('cutter.plan_export_run')
    ORDER BY key COLLATE "C") TO STDOUT`;
 
-/** COPY yields one chunk a row: joined into ~64 KiB chunks, a million lines cost a few hundred writes downstream. */
-async function* batched(source: AsyncIterable<Buffer>, size = 1 << 16): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of source) {
-    parts.push(chunk);
-    length += chunk.length;
-    if (length >= size) {
-      yield Buffer.concat(parts, length);
-      parts = [];
-      length = 0;
-    }
+/** COPY's chunks (one a row) joined into ~64 KiB ones: a million lines cost a few hundred writes downstream. */
+class Batcher extends Transform {
+  private parts: Buffer[] = [];
+  private length = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.parts.push(chunk);
+    this.length += chunk.length;
+    if (this.length >= 1 << 16) this.emit64k();
+    done();
   }
-  if (length > 0) yield Buffer.concat(parts, length);
+
+  override _flush(done: TransformCallback): void {
+    if (this.length > 0) this.emit64k();
+    done();
+  }
+
+  private emit64k(): void {
+    this.push(Buffer.concat(this.parts, this.length));
+    this.parts = [];
+    this.length = 0;
+  }
 }
 
 /**
@@ -285,7 +303,8 @@ async function* batched(source: AsyncIterable<Buffer>, size = 1 << 16): AsyncGen
 export async function streamExportLines(client: PoolClient, runId: string): Promise<Readable> {
   // COPY takes no $n parameters; the run id travels as one through set_config (session-wide: the client is the caller's).
   await client.query(`SELECT set_config('cutter.plan_export_run', $1, false)`, [runId]);
-  return Readable.from(batched(client.query(copyStreams.to(EXPORT_COPY)) as AsyncIterable<Buffer>));
+  // pipeline passes an error of the COPY on to the batches, and a destroyed batch stream back to the COPY.
+  return pipeline(client.query(copyStreams.to(EXPORT_COPY)), new Batcher(), () => undefined);
 }
 
 /** The run's plan header, or a RUN_UNKNOWN / PLAN_MISSING error (bad input: the run id is the user's). */
