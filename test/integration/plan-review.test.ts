@@ -155,7 +155,11 @@ describe('cutter plan show and cutter plan hash', () => {
     const nd = await runCli(['plan', 'show', plan.runId, '--key', 'REVIEW/00001', '--format', 'ndjson'], env.env);
     expect(nd.code, nd.stderr).toBe(0);
     // A filtered listing is items only: no header, so it can never pass for the whole export.
+    // Its lines (JSON.stringify in Node) equal the export's (built by PostgreSQL) byte for byte, nulls of new units included.
     expect(lines(nd.stdout)).toEqual(lines(exportText).filter((l) => l.includes('"key":"REVIEW/00001')));
+    const created = await runCli(['plan', 'show', plan.runId, '--op', 'create', '--limit', '3', '--format', 'ndjson'], env.env);
+    expect(lines(created.stdout)).toEqual(lines(exportText).filter((l) => l.includes('"op":"create"')).slice(0, 3));
+    expect(lines(created.stdout)[0]).toContain('"from_state":null,"to_state":"draft","from_version":null,"to_version":1,"body_sha256_before":null,');
   });
 
   it('--diff shows each unit body before and after as a unified diff', async () => {
