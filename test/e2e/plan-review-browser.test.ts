@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
 import { plannedRun, type BigPlan } from '../support/big-plan.js';
+import { ARTIFACTS, DOC_SHOTS, openBrowser } from '../support/browser.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 
 /**
@@ -14,33 +14,22 @@ import { createRunEnv, type RunEnv } from '../support/run-env.js';
  * and, for the README and docs/plan-review.md, docs/screenshots/.
  */
 
-const ARTIFACTS = new URL('../../test-artifacts/e2e/', import.meta.url).pathname;
-const DOC_SHOTS = new URL('../../docs/screenshots/', import.meta.url).pathname;
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const N = 10_000;
 const PAGE = 50;
 
 let env: RunEnv;
 let board: BoardServer;
-let browser: Browser;
 let context: BrowserContext;
+let closeBrowser: (() => Promise<void>) | undefined;
 let plan: BigPlan;
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  mkdirSync(DOC_SHOTS, { recursive: true });
   env = await createRunEnv('planbrowser');
   plan = await plannedRun(env.db.pool, { n: N, corpus: 'REVIEW', target: 'review', file: join(env.dir, 'snapshot.ndjson') });
   board = await startBoardServer({ cfg: env.cfg, log: pino({ level: 'silent' }), port: 0, host: '127.0.0.1', credentials: { user: 'admin', password: 'e2e-plan-secret' }, options: { sweepIntervalMs: 60_000 } });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.route(
-    (url) => url.origin !== new URL(board.url).origin,
-    (route) => route.abort(),
-  );
+  ({ context, close: closeBrowser } = await openBrowser(board.url, { viewport: { width: 1280, height: 900 } }));
 }, 180_000);
 afterAll(async () => {
-  await context?.close();
-  await browser?.close();
+  await closeBrowser?.();
   await board?.close();
   await env?.close();
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
+import type { PlanExportItem } from '../../shared/plan/export.js';
 import { plannedRun, type BigPlan } from '../support/big-plan.js';
 import { runCli } from '../support/cli.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
@@ -17,17 +18,7 @@ import { createRunEnv, type RunEnv } from '../support/run-env.js';
 const N = 10_000;
 const credentials = { user: 'admin', password: 'plan-review-secret' };
 
-interface Item {
-  key: string;
-  op: string;
-  transition: string | null;
-  from_state: string | null;
-  to_state: string;
-  from_version: number | null;
-  to_version: number;
-  body_sha256_before: string | null;
-  body_sha256_after: string;
-}
+type Item = PlanExportItem;
 
 let env: RunEnv;
 let board: BoardServer;
