@@ -13,6 +13,10 @@ const DIFF_TIMEOUT_MS = 2000;
 
 /** The unified diff of an item's body, '' when unchanged. */
 export function bodyDiff(item: PlanItemWithBodies): string {
+  // The version a body is read from can only be missing from a damaged corpus: say so rather than diff against nothing.
+  if (item.body_after === null || (item.body_before === null && item.from_version !== null)) {
+    return `(a body is not in the corpus: unit_version ${item.from_version ?? '-'} of ${item.key} is missing; sha256 ${item.body_sha256_before ?? '-'} -> ${item.body_sha256_after})\n`;
+  }
   const before = item.body_before ?? '';
   if (item.body_before !== null && before === item.body_after) return '';
   const from = item.from_version === null ? '/dev/null' : `a/${item.key}@v${item.from_version}`;

@@ -204,10 +204,10 @@ export interface PlanPage<T extends PlanExportItem = PlanExportItem> {
   next: string | null;
 }
 
-/** An item with the bodies before and after (null when the unit is new). */
+/** An item with the bodies before (null for a new unit) and after (null only if a stored version went missing). */
 export interface PlanItemWithBodies extends PlanExportItem {
   body_before: string | null;
-  body_after: string;
+  body_after: string | null;
 }
 
 function paged<T extends PlanExportItem>(rows: T[], limit: number): PlanPage<T> {

@@ -91,6 +91,7 @@ export function registerPlanReviewCommands(plan: Command, ctx: () => CliContext)
 async function writeExport(pool: Pool, header: string, runId: string, sink: StdoutBatch): Promise<void> {
   await sink.write(header);
   const client = await pool.connect();
+  let finished = false;
   try {
     const lines = await streamExportLines(client, runId);
     for await (const chunk of lines) {
@@ -100,9 +101,10 @@ async function writeExport(pool: Pool, header: string, runId: string, sink: Stdo
         break;
       }
     }
+    finished = !sink.gone;
   } finally {
-    // A COPY abandoned midway leaves the connection unusable: drop it rather than return it to the pool.
-    client.release(sink.gone);
+    // A COPY abandoned or failed midway leaves the connection unusable: drop it rather than return it to the pool.
+    client.release(!finished);
   }
 }
 
