@@ -29,7 +29,9 @@ export class StdoutBatch {
 
   async flush(): Promise<void> {
     if (this.parts.length === 0 || this.closed) return;
-    const chunk = Buffer.concat(this.parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p)));
+    // A single part (the export's 64 KiB batches) is written as it is, not copied.
+    const only = this.parts.length === 1 ? this.parts[0] : undefined;
+    const chunk = only ?? Buffer.concat(this.parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p)));
     this.parts = [];
     this.size = 0;
     if (!process.stdout.write(chunk)) {
