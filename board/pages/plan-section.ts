@@ -1,4 +1,4 @@
-import { PLAN_OP_FILTERS, type PlanPage, type PlanQuery } from '../../shared/plan/export.js';
+import { PLAN_OP_FILTERS, type PlanPage, type PlanQuery } from '../../shared/plan/plan-items.js';
 import { html, type Safe } from './html.js';
 
 /**

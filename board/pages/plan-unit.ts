@@ -1,4 +1,5 @@
-import type { PlanExportHeader, PlanItemWithBodies } from '../../shared/plan/export.js';
+import type { PlanExportHeader } from '../../shared/plan/export.js';
+import type { PlanItemWithBodies } from '../../shared/plan/plan-items.js';
 import { html, page, type Safe } from './html.js';
 
 /** The fields of an item as the unit page lists them (the export's names). */

@@ -2,15 +2,8 @@ import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response, type Router } from 'express';
 import { CutterError } from '../../shared/errors.js';
 import { bodyDiff } from '../../shared/plan/body-diff.js';
-import {
-  headerLine,
-  parsePlanQuery,
-  readPlanPage,
-  readPlanPageWithBodies,
-  requirePlanHeader,
-  streamExportLines,
-  type PlanExportHeader,
-} from '../../shared/plan/export.js';
+import { headerLine, requirePlanHeader, streamExportLines, type PlanExportHeader } from '../../shared/plan/export.js';
+import { parsePlanQuery, readPlanPage, readPlanPageWithBodies } from '../../shared/plan/plan-items.js';
 import type { BoardDeps } from '../deps.js';
 import { sendError } from '../errors.js';
 import { html, page } from '../pages/html.js';

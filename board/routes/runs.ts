@@ -13,7 +13,7 @@ import { runListPage } from '../pages/run-list.js';
 import { runPage } from '../pages/run-page.js';
 import { listRuns } from '../queries.js';
 import { CutterError } from '../../shared/errors.js';
-import { parsePlanQuery, readPlanPage } from '../../shared/plan/export.js';
+import { parsePlanQuery, readPlanPage } from '../../shared/plan/plan-items.js';
 
 /**
  * The run API and run pages: one route answers JSON (DESIGN §4 keys) or

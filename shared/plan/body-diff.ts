@@ -1,5 +1,5 @@
 import { createTwoFilesPatch } from 'diff';
-import type { PlanItemWithBodies } from './export.js';
+import type { PlanItemWithBodies } from './plan-items.js';
 
 /**
  * A unit's body before and after the plan as a unified diff (the `diff`

@@ -4,7 +4,8 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { CutterError } from '../errors.js';
 import { KEY_PATTERN } from '../snapshot/record.js';
-import { canonicalFields, OPS_OF_FILTER, PLAN_OP_FILTERS, type PlanExportHeader, type PlanExportItem } from './export.js';
+import { canonicalFields, type PlanExportHeader, type PlanExportItem } from './export.js';
+import { OPS_OF_FILTER, PLAN_OP_FILTERS } from './plan-items.js';
 import { canonicalHeader, canonicalLine, PLAN_CANONICAL_VERSION } from './hash.js';
 
 /**

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bodyDiff } from '../../shared/plan/body-diff.js';
-import { canonicalFields, exportLine, headerLine, parsePlanQuery, type PlanExportItem } from '../../shared/plan/export.js';
+import { canonicalFields, exportLine, headerLine, type PlanExportItem } from '../../shared/plan/export.js';
+import { parsePlanQuery } from '../../shared/plan/plan-items.js';
 import { planSha256 } from '../../shared/plan/hash.js';
 import { readPlanExport } from '../../shared/plan/read-export.js';
 

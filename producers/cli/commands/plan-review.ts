@@ -1,19 +1,8 @@
 import type { Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
 import { bodyDiff } from '../../../shared/plan/body-diff.js';
-import {
-  exportLine,
-  headerLine,
-  parsePlanQuery,
-  readPlanPage,
-  readPlanPageWithBodies,
-  requirePlanHeader,
-  streamExportLines,
-  walkPlan,
-  type PlanExportItem,
-  type PlanItemWithBodies,
-  type PlanQuery,
-} from '../../../shared/plan/export.js';
+import { exportLine, headerLine, requirePlanHeader, streamExportLines, type PlanExportItem } from '../../../shared/plan/export.js';
+import { parsePlanQuery, readPlanPage, readPlanPageWithBodies, walkPlan, type PlanItemWithBodies, type PlanQuery } from '../../../shared/plan/plan-items.js';
 import { checkExportClaims, readPlanExport } from '../../../shared/plan/read-export.js';
 import type { Pool } from '../../../shared/db/pool.js';
 import { type CliContext, out } from '../context.js';
