@@ -3,9 +3,10 @@ import { approvalBench } from './figures/approval.js';
 import { seedBench } from './figures/seed.js';
 import { backupBench } from './figures/backup.js';
 import { snapshotPlanBench } from './figures/snapshot-plan.js';
+import { planReviewBench } from './figures/plan-review.js';
 import { dryRunBench } from './figures/dry-run.js';
 import { executeBench } from './figures/execute.js';
 import { fleetBench } from './figures/fleet.js';
 
 /** Every benchmark `npm run bench` runs, in order. Add a figure here. */
-export const BENCHES: Bench[] = [seedBench, backupBench, snapshotPlanBench, approvalBench, dryRunBench, executeBench, fleetBench];
+export const BENCHES: Bench[] = [seedBench, backupBench, snapshotPlanBench, planReviewBench, approvalBench, dryRunBench, executeBench, fleetBench];

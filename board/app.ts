@@ -6,6 +6,7 @@ import { countApprovals } from './metrics.js';
 import { adminRouter } from './routes/admin.js';
 import { approvalsRouter } from './routes/approvals.js';
 import { opsRouter } from './routes/ops.js';
+import { planRouter } from './routes/plan.js';
 import { runsRouter } from './routes/runs.js';
 
 /**
@@ -14,7 +15,7 @@ import { runsRouter } from './routes/runs.js';
  * error handler. To add a page or an API, write board/routes/<name>.ts
  * exporting `(deps) => Router` and add it to ROUTES.
  */
-const ROUTES: ((deps: BoardDeps) => Router)[] = [opsRouter, adminRouter, approvalsRouter, runsRouter];
+const ROUTES: ((deps: BoardDeps) => Router)[] = [opsRouter, adminRouter, approvalsRouter, runsRouter, planRouter];
 
 /** Builds the app (it opens nothing itself: the connections are in deps). */
 export function createBoardApp(deps: BoardDeps): Express {

@@ -4,6 +4,7 @@ import type { RunView } from '../../shared/runs/view.js';
 import { ADMIN_BASE } from '../routes/admin.js';
 import { badge, html, page, seconds, type Safe } from './html.js';
 import { markdownToHtml } from './markdown.js';
+import { planItemsSection, type PlanListing } from './plan-section.js';
 
 /** What the run page shows; each part comes from Postgres. */
 export interface RunPageData {
@@ -14,6 +15,8 @@ export interface RunPageData {
   /** Whether the kill switch is on for this run (its EXEC grant armed it and execute has not yet turned it off). */
   switchOn: boolean;
   now: Date;
+  /** A page of the plan's units, when the run has a plan. */
+  planListing?: PlanListing;
 }
 
 function value(v: unknown): string {
@@ -58,14 +61,14 @@ ${view.phases.map(
 )}</tbody></table>`;
 }
 
-function plan(view: RunView): Safe {
+function plan(view: RunView, listing: PlanListing | undefined): Safe {
   if (!view.plan) return html`<h2>Plan</h2><p>No plan yet.</p>`;
   const list = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => html`<li>${k}: ${n}</li>`);
   return html`<h2>Plan</h2><table id="plan"><tbody>
 <tr><th>plan_sha256</th><td><code>${view.plan.plan_sha256}</code></td></tr>
 <tr><th>units</th><td>${view.plan.unit_count}</td></tr>
 <tr><th>by op</th><td><ul>${list(view.plan.by_op)}</ul></td></tr>
-<tr><th>by transition</th><td><ul>${list(view.plan.by_transition)}</ul></td></tr></tbody></table>`;
+<tr><th>by transition</th><td><ul>${list(view.plan.by_transition)}</ul></td></tr></tbody></table>${listing ? planItemsSection(view.run_id, listing) : html``}`;
 }
 
 /** What the sovereign runs for each gate still awaited, exactly. */
@@ -127,5 +130,5 @@ export function runPage(d: RunPageData): string {
   const report = d.report
     ? html`<h2>Report</h2><p><a href="${md}">as markdown</a> · <a href="${md}&amp;download=1" download>download</a></p><div id="report">${markdownToHtml(d.report)}</div>`
     : html`<h2>Report</h2><p>No report yet.</p>`;
-  return page(`Run ${v.run_id}`, html`${head}${timeline(v, d.now)}${plan(v)}${approvals(v, d.approvals, d.now)}${verification(d.verification)}${notifications(v)}${report}`);
+  return page(`Run ${v.run_id}`, html`${head}${timeline(v, d.now)}${plan(v, d.planListing)}${approvals(v, d.approvals, d.now)}${verification(d.verification)}${notifications(v)}${report}`);
 }

@@ -8,10 +8,13 @@ import { runView } from '../../shared/runs/view.js';
 import type { BoardDeps } from '../deps.js';
 import { sendError } from '../errors.js';
 import { html, page } from '../pages/html.js';
+import { RUN_PAGE_PLAN_LIMIT, type PlanListing } from '../pages/plan-section.js';
 import { runListPage } from '../pages/run-list.js';
 import { markdownToHtml } from '../pages/markdown.js';
 import { runPage } from '../pages/run-page.js';
 import { listRuns, parseRunCursor } from '../queries.js';
+import { CutterError } from '../../shared/errors.js';
+import { parsePlanQuery, readPlanPage } from '../../shared/plan/plan-items.js';
 
 /**
  * The run API and run pages: one route answers JSON (DESIGN §4 keys) or
@@ -20,7 +23,8 @@ import { listRuns, parseRunCursor } from '../queries.js';
  * as browsers do.
  */
 
-function wantsHtml(req: Request): boolean {
+/** True when the client asks for HTML before JSON (browsers do). */
+export function wantsHtml(req: Request): boolean {
   // The answer depends on Accept: caches must key on it, or a browser's page is served to an API client.
   req.res?.vary('Accept');
   return req.accepts(['json', 'html']) === 'html';
@@ -96,13 +100,16 @@ export function runsRouter(deps: BoardDeps): Router {
       res.json({ ...view, approvals });
       return;
     }
-    const [verification, stored, armed] = await Promise.all([
+    const [verification, stored, armed, planListing] = await Promise.all([
       loadVerifyResult(deps.pool, runId),
       getRun(deps.pool, runId),
       deps.pool.query<{ on: boolean }>('SELECT coalesce(cutter_governance.execution_enabled($1), false) AS on', [runId]),
+      view.plan ? planListingOf(deps, runId, req) : undefined,
     ]);
     const report = stored?.report ?? (await buildReport(deps.pool, runId));
-    res.type('html').send(runPage({ view, approvals, verification, report, switchOn: armed.rows[0]?.on ?? false, now: new Date() }));
+    res.type('html').send(
+      runPage({ view, approvals, verification, report, switchOn: armed.rows[0]?.on ?? false, now: new Date(), ...(planListing ? { planListing } : {}) }),
+    );
   });
 
   router.get('/runs/:runId/report', async (req, res) => {
@@ -126,4 +133,16 @@ export function runsRouter(deps: BoardDeps): Router {
 <div id="report">${markdownToHtml(report)}</div>`));
   });
   return router;
+}
+
+/** The run page's page of plan units for the query string's op, key and after (a bad value is shown, not thrown). */
+async function planListingOf(deps: BoardDeps, runId: string, req: Request): Promise<PlanListing> {
+  const one = (name: string) => (typeof req.query[name] === 'string' ? req.query[name] : undefined);
+  try {
+    const query = parsePlanQuery({ op: one('op'), key: one('key'), after: one('after') }, { limit: RUN_PAGE_PLAN_LIMIT, maxLimit: RUN_PAGE_PLAN_LIMIT });
+    return { query, page: await readPlanPage(deps.pool, runId, query) };
+  } catch (err) {
+    if (err instanceof CutterError && err.kind === 'bad_input') return { error: err.message };
+    throw err;
+  }
 }

@@ -6,21 +6,40 @@ import { CutterError, coerceError, exitCodeFor } from '../../shared/errors.js';
 import { redactText } from '../../shared/logger.js';
 import { CliContext, jsonPrinted, outJson } from './context.js';
 import { databaseUnreachable } from './services.js';
-import { registerApprovalCommands } from './commands/approval.js';
-import { registerAuditCommands } from './commands/audit.js';
-import { registerBackupCommands } from './commands/backup.js';
-import { registerBaselineCommands } from './commands/baseline.js';
-import { registerBoardCommand } from './commands/board.js';
-import { registerCancelCommand } from './commands/cancel.js';
-import { registerDbCommands } from './commands/db.js';
-import { registerDemoCommands } from './commands/demo.js';
-import { registerGrantsCommands } from './commands/grants.js';
-import { registerPlanCommand } from './commands/plan.js';
-import { registerReadinessCommand } from './commands/readiness.js';
-import { registerRunCommand } from './commands/run.js';
-import { registerStatusCommand } from './commands/status.js';
-import { registerTargetCommands } from './commands/target.js';
-import { registerWorkerCommand } from './commands/worker.js';
+
+type Register = (program: Command, ctx: () => CliContext) => void;
+
+/**
+ * Each top-level command and the module that registers it, in help order.
+ * Only the command asked for is imported (all of them for --help or an
+ * unknown name): importing every command pulled in BullMQ, Express and
+ * the rest, 0.4 s of every start, which `cutter plan show` of a large plan
+ * was measured beside a bare COPY with.
+ */
+const COMMANDS: [string, () => Promise<Register>][] = [
+  ['db', async () => (await import('./commands/db.js')).registerDbCommands],
+  ['demo', async () => (await import('./commands/demo.js')).registerDemoCommands],
+  ['audit', async () => (await import('./commands/audit.js')).registerAuditCommands],
+  ['backup', async () => (await import('./commands/backup.js')).registerBackupCommands],
+  ['baseline', async () => (await import('./commands/baseline.js')).registerBaselineCommands],
+  ['approval', async () => (await import('./commands/approval.js')).registerApprovalCommands],
+  ['board', async () => (await import('./commands/board.js')).registerBoardCommand],
+  ['grants', async () => (await import('./commands/grants.js')).registerGrantsCommands],
+  ['run', async () => (await import('./commands/run.js')).registerRunCommand],
+  ['status', async () => (await import('./commands/status.js')).registerStatusCommand],
+  ['cancel', async () => (await import('./commands/cancel.js')).registerCancelCommand],
+  ['target', async () => (await import('./commands/target.js')).registerTargetCommands],
+  ['plan', async () => (await import('./commands/plan.js')).registerPlanCommand],
+  ['readiness', async () => (await import('./commands/readiness.js')).registerReadinessCommand],
+  ['worker', async () => (await import('./commands/worker.js')).registerWorkerCommand],
+];
+
+/** The registrations a command line needs: its command's alone when it names one. */
+async function registrations(argv: string[]): Promise<Register[]> {
+  const name = argv.slice(2).find((a) => !a.startsWith('-'));
+  const asked = COMMANDS.filter(([n]) => n === name);
+  return Promise.all((asked.length ? asked : COMMANDS).map(([, load]) => load()));
+}
 
 /** package.json's version: two levels up from the source, three from the build in dist/. */
 function packageVersion(): string {
@@ -63,21 +82,7 @@ async function main(argv: string[]): Promise<number> {
       .hook('preAction', () => {
         config();
       });
-    registerDbCommands(program, ctx);
-    registerDemoCommands(program, ctx);
-    registerAuditCommands(program, ctx);
-    registerBackupCommands(program, ctx);
-    registerBaselineCommands(program, ctx);
-    registerApprovalCommands(program, ctx);
-    registerBoardCommand(program, ctx);
-    registerGrantsCommands(program, ctx);
-    registerRunCommand(program, ctx);
-    registerStatusCommand(program, ctx);
-    registerCancelCommand(program, ctx);
-    registerTargetCommands(program, ctx);
-    registerPlanCommand(program, ctx);
-    registerReadinessCommand(program, ctx);
-    registerWorkerCommand(program, ctx);
+    for (const register of await registrations(argv)) register(program, ctx);
     await program.parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (thrown) {

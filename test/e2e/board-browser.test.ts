@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
 import { PHASES } from '../../shared/jobs/catalog.js';
+import { ARTIFACTS, DOC_SHOTS as README_SHOTS, openBrowser } from '../support/browser.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 
 /**
@@ -14,9 +14,6 @@ import { createRunEnv, type RunEnv } from '../support/run-env.js';
  * test-artifacts/ and, for the README, docs/screenshots/.
  */
 
-const ARTIFACTS = new URL('../../test-artifacts/e2e/', import.meta.url).pathname;
-const README_SHOTS = new URL('../../docs/screenshots/', import.meta.url).pathname;
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const credentials = { user: 'admin', password: 'e2e-board-secret' };
 /** Button labels of Bull Board's job and queue actions: none may be usable on a read-only board. */
 const MUTATING = /promote|retry|add|clean|pause|resume|empty|obliterate|delete|remove|duplicate|update|edit|rerun/i;
@@ -25,27 +22,19 @@ let env: RunEnv;
 let board: BoardServer;
 let browser: Browser;
 let context: BrowserContext;
+let closeBrowser: (() => Promise<void>) | undefined;
 let runId: string;
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  mkdirSync(README_SHOTS, { recursive: true });
   env = await createRunEnv('boarde2e');
   await env.startFleet();
   board = await startBoardServer({ cfg: env.cfg, log: pino({ level: 'silent' }), port: 0, host: '127.0.0.1', credentials, options: { sweepIntervalMs: 60_000 } });
   runId = await env.enqueue('dry');
   const ended = await env.waitForEnd(runId, 90_000);
   expect(ended.status, JSON.stringify(ended.error)).toBe('succeeded');
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-  context = await browser.newContext({ httpCredentials: { username: credentials.user, password: credentials.password }, viewport: { width: 1280, height: 860 } });
-  // The sandbox has no internet: refuse anything but the board (Bull Board links a web font) so nothing waits on it.
-  await context.route(
-    (url) => url.origin !== new URL(board.url).origin,
-    (route) => route.abort(),
-  );
+  ({ browser, context, close: closeBrowser } = await openBrowser(board.url, { httpCredentials: { username: credentials.user, password: credentials.password }, viewport: { width: 1280, height: 860 } }));
 }, 180_000);
 afterAll(async () => {
-  await context?.close();
-  await browser?.close();
+  await closeBrowser?.();
   await board?.close();
   await env?.close();
 });

@@ -1,6 +1,6 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { APPROVAL_GATES, serialiseApprovalDocument, type ApprovalGate } from '../../../shared/approval/document.js';
 import { keyIdentities, sharedIdentity } from '../../../shared/approval/identity.js';
 import { buildDocument, generateSovereignKey, readPrivateKey, signDocument } from '../../../shared/approval/sign.js';
@@ -8,6 +8,7 @@ import { CutterError } from '../../../shared/errors.js';
 import type { TransitionKind } from '../../../shared/units/lifecycle.js';
 import { type CliContext, out, outJson } from '../context.js';
 import { parseDurationSeconds } from '../duration.js';
+import { fetchFirstKeys, runFromPlanExport, showFirstKeys } from '../sign-review.js';
 
 /**
  * `cutter approval keygen | sign | submit` (DESIGN §4): the sovereign's
@@ -66,17 +67,15 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
   approval
     .command('sign')
     .description('fetch the run, show exactly what is signed, write the signed envelope')
-    .requiredOption('--gate <gate>', 'SG_1 | EXEC | REJECT (ends the run rejected)')
+    .addOption(new Option('--gate <gate>', 'SG_1, EXEC, or REJECT (ends the run rejected)').choices(APPROVAL_GATES).makeOptionMandatory())
     .requiredOption('--run <run_id>', 'the run paused at SG_1')
     .requiredOption('--key <file>', 'the Ed25519 private key (PEM)')
     .option('--ttl <duration>', 'how long the approval stays valid (at most 72h)', DEFAULT_TTL)
     .option('--out <file>', 'where to write the envelope (default ./<run>.<gate>.<key>.approval.json)')
     .option('--reason <text>', 'REJECT: why (1-200 printable ASCII characters)')
-    .action(async (opts: { gate: string; run: string; key: string; ttl: string; out?: string; reason?: string }) => {
-      if (!(APPROVAL_GATES as readonly string[]).includes(opts.gate)) {
-        throw new CutterError('GATE_INVALID', `--gate must be ${APPROVAL_GATES.join(' or ')}`, { kind: 'bad_input' });
-      }
-      const gate = opts.gate as ApprovalGate;
+    .option('--plan-export <file>', 'sign offline from this plan export (cutter plan show RUN --format ndjson), refused unless it hashes to its plan_sha256')
+    .action(async (opts: { gate: ApprovalGate; run: string; key: string; ttl: string; out?: string; reason?: string; planExport?: string }) => {
+      const { gate } = opts;
       if ((gate === 'REJECT') !== (opts.reason !== undefined)) {
         throw new CutterError('REASON_INVALID', '--reason goes with --gate REJECT, and only with it', { kind: 'bad_input' });
       }
@@ -86,8 +85,10 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
         throw new CutterError('KEY_UNREADABLE', `cannot read ${opts.key}: ${err.message}`, { kind: 'bad_input' });
       });
       const privateKey = readPrivateKey(keyText, opts.key);
-      const run = await fetchRun(ctx().cfg.CUTTER_API_URL, opts.run);
-      if (run.status !== 'awaiting_approval' || !run.plan) {
+      const offline = opts.planExport ? await runFromPlanExport(opts.planExport, opts.run) : null;
+      const api = ctx().cfg.CUTTER_API_URL;
+      const run: RunForSigning = offline?.run ?? (await fetchRun(api, opts.run));
+      if ((!offline && run.status !== 'awaiting_approval') || !run.plan) {
         throw new CutterError('RUN_NOT_AWAITING', `run ${run.run_id} is ${run.status}, not awaiting_approval: there is nothing to sign`, { kind: 'refused' });
       }
       // A rejection allows nothing, so it needs no allowance (and may reject a plan that changes nothing).
@@ -102,6 +103,8 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
       const file = resolve(opts.out ?? `${run.run_id}.${gate}.${keyName}.approval.json`);
       out(`run ${run.run_id}  target ${run.target}  plan ${run.plan.plan_sha256}`);
       out(`units ${run.plan.unit_count}  by op ${JSON.stringify(run.plan.by_op)}  by transition ${JSON.stringify(run.plan.by_transition)}`);
+      const firstKeys = offline?.firstKeys ?? (await fetchFirstKeys(run.run_id, Object.keys(run.plan.by_op), (path) => request(`${api}${path}`, { headers: { accept: 'application/json' } })));
+      showFirstKeys(run, firstKeys, opts.planExport);
       out(`signing with key ${keyName} (key_id ${envelope.key_id}) exactly these ${Buffer.byteLength(text)} bytes (LF line endings):`);
       out('-----');
       process.stdout.write(text);
