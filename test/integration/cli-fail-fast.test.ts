@@ -103,6 +103,15 @@ describe('conventions a user\'s tools expect', () => {
     expect(result.stderr.trim()).toBe("error: option '--port <port>' argument '70000' is invalid. It must be a whole number from 0 to 65535.");
   });
 
+  it('cutter plan --mode and --max-errors are parsed by the command line too', async () => {
+    const mode = await runCli(['plan', '--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT, '--mode', 'wet'], env.env);
+    expect(mode.code).toBe(2);
+    expect(mode.stderr).toMatch(/'wet' is invalid\. Allowed choices are live, dry/);
+    const maxErrors = await runCli(['plan', '--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT, '--max-errors', '0'], env.env);
+    expect(maxErrors.code).toBe(2);
+    expect(maxErrors.stderr).toMatch(/--max-errors <n>' argument '0' is invalid\. It must be a whole number from 1 to 10000\./);
+  });
+
   it('--mode is one of its choices', async () => {
     const result = await runCli(['run', '--target', 'icx-work', '--snapshot', DEMO_SNAPSHOT, '--mode', 'wet'], env.env);
     expect(result.code).toBe(2);

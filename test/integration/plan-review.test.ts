@@ -170,7 +170,7 @@ describe('cutter plan show and cutter plan hash', () => {
       [['plan', 'show', plan.runId, '--op', 'delete'], /\[PLAN_OP_INVALID\]/],
       [['plan', 'show', plan.runId, '--key', '../etc'], /\[PLAN_KEY_INVALID\]/],
       [['plan', 'show', plan.runId, '--limit', '0'], /\[PLAN_LIMIT_INVALID\]/],
-      [['plan', 'show', plan.runId, '--format', 'xml'], /\[FORMAT_INVALID\]/],
+      [['plan', 'show', plan.runId, '--format', 'xml'], /argument 'xml' is invalid\. Allowed choices are table, ndjson, csv/],
       [['plan', 'show', 'run-20000101-000000-000000'], /\[RUN_UNKNOWN\]/],
     ];
     for (const [args, message] of cases) {

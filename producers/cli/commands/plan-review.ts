@@ -1,5 +1,4 @@
-import type { Command } from 'commander';
-import { CutterError } from '../../../shared/errors.js';
+import { Option, type Command } from 'commander';
 import { bodyDiff } from '../../../shared/plan/body-diff.js';
 import { exportLine, headerLine, requirePlanHeader, streamExportLines, type PlanExportItem } from '../../../shared/plan/export.js';
 import { parsePlanQuery, readPlanPage, readPlanPageWithBodies, walkPlan, type PlanItemWithBodies, type PlanQuery } from '../../../shared/plan/plan-items.js';
@@ -24,7 +23,7 @@ interface ShowOptions {
   op?: string;
   key?: string;
   diff?: boolean;
-  format: string;
+  format: Format;
   limit?: string;
 }
 
@@ -45,12 +44,9 @@ export function registerPlanReviewCommands(plan: Command, ctx: () => CliContext)
     .option('--op <op>', 'only items of this op: create | revise | transition | revise+transition (revise and transition include revise+transition)')
     .option('--key <prefix>', 'only keys starting with this')
     .option('--diff', 'add a unified diff of each unit body')
-    .option('--format <format>', 'table | ndjson | csv', 'table')
+    .addOption(new Option('--format <format>', 'as a table, NDJSON (the export) or CSV').choices(FORMATS).default('table'))
     .option('--limit <n>', 'at most this many items')
     .action(async (runId: string, opts: ShowOptions) => {
-      if (!(FORMATS as readonly string[]).includes(opts.format)) {
-        throw new CutterError('FORMAT_INVALID', `--format must be ${FORMATS.join(', ')}, not ${opts.format}`, { kind: 'bad_input' });
-      }
       const query = parsePlanQuery({ op: opts.op, key: opts.key, limit: opts.limit }, { limit: Number.MAX_SAFE_INTEGER, maxLimit: Number.MAX_SAFE_INTEGER });
       const pool = ctx().db();
       const header = await requirePlanHeader(pool, runId);
@@ -58,7 +54,7 @@ export function registerPlanReviewCommands(plan: Command, ctx: () => CliContext)
       try {
         const whole = opts.limit === undefined && query.op === undefined && query.keyPrefix === undefined;
         if (opts.format === 'ndjson' && whole && !opts.diff) await writeExport(pool, headerLine(header), runId, sink);
-        else await writeItems(pool, runId, query, { format: opts.format as Format, diff: opts.diff === true }, sink);
+        else await writeItems(pool, runId, query, { format: opts.format, diff: opts.diff === true }, sink);
       } finally {
         await sink.end();
       }

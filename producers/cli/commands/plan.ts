@@ -1,8 +1,9 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
 import { previewPlan, type PlanPreview } from '../../../shared/plan/preview.js';
 import { formatCriterion } from '../../../shared/targets/criteria.js';
 import { type CliContext, out, outJson } from '../context.js';
+import { wholeNumber } from '../options.js';
 import { registerPlanReviewCommands } from './plan-review.js';
 
 const counts = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => `${k} ${n}`).join(', ') || '(none)';
@@ -37,16 +38,14 @@ export function registerPlanCommand(program: Command, ctx: () => CliContext): vo
     // mandatory options for its subcommands too, and `plan show` takes neither.
     .option('--target <name>', 'registered target (required)')
     .option('--snapshot <file>', 'NDJSON or JSON array snapshot (required)')
-    .option('--mode <mode>', 'judge C3 for a live or a dry run', 'live')
-    .option('--max-errors <n>', 'snapshot issues to list before stopping', '20')
+    .addOption(new Option('--mode <mode>', 'judge C3 for a live or a dry run').choices(['live', 'dry']).default('live'))
+    .option('--max-errors <n>', 'snapshot issues to list before stopping', wholeNumber(1, 10_000), 20)
     .option('--json', 'print one JSON object');
-  plan.action(async (opts: { target?: string; snapshot?: string; mode: string; maxErrors: string; json?: boolean }) => {
+  plan.action(async (opts: { target?: string; snapshot?: string; mode: 'live' | 'dry'; maxErrors: number; json?: boolean }) => {
     // The same error, and exit 2, as commander's own check of a required option.
     if (opts.target === undefined) plan.error("error: required option '--target <name>' not specified");
     if (opts.snapshot === undefined) plan.error("error: required option '--snapshot <file>' not specified");
-    if (opts.mode !== 'live' && opts.mode !== 'dry') throw new CutterError('BAD_MODE', `--mode must be live or dry, not ${opts.mode}`, { kind: 'bad_input' });
-    const maxErrors = Number(opts.maxErrors);
-    if (!Number.isInteger(maxErrors) || maxErrors < 1) throw new CutterError('BAD_MAX_ERRORS', '--max-errors must be a whole number ≥ 1', { kind: 'bad_input' });
+    const { maxErrors } = opts;
     const c = ctx();
     const p = await previewPlan(c.db(), { target: opts.target, path: opts.snapshot, mode: opts.mode, operator: c.cfg.CUTTER_OPERATOR, maxErrors });
     if (opts.json) outJson(previewJson(p));
