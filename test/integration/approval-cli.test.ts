@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
 import { CLI_PATH, runCli } from '../support/cli.js';
+import { waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 import { enactingSnapshot, waitForGate } from '../support/sovereign.js';
 
@@ -121,20 +122,28 @@ describe('cutter approval keygen, sign and submit', () => {
     expect((await fetch(`${url}/livez`)).status).toBe(200);
 
     // An approval POST still arriving when SIGTERM comes gets its answer: the board stops accepting, not answering.
+    // Expect: 100-continue makes the board say when it has the request (its headers parsed); the body follows only after SIGTERM.
     const body = JSON.stringify({ document: 'cutter-approval: v1\n', signature: 'AAAA', key_id: '0123456789abcdef' });
+    const req = request(`${url}/runs/run-20000101-000000-000000/approvals`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), expect: '100-continue' },
+    });
+    const inFlight = new Promise<void>((resolve) => req.once('continue', () => resolve()));
     const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request(`${url}/runs/run-20000101-000000-000000/approvals`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      req.on('response', (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (d: string) => (text += d));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
       });
       req.on('error', reject);
-      req.write(body.slice(0, 10));
-      setTimeout(() => req.end(body.slice(10)), 500);
     });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    req.flushHeaders();
+    await inFlight;
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
+    // Shutting down: a new connection is no longer answered.
+    await waitFor('the board to stop accepting connections', async () => (await fetch(`${url}/livez`).then(() => false, () => true)) || undefined, { deadlineMs: 10_000, stepMs: 20 });
+    req.end(body);
     const answered = await answer;
     expect(answered.status, answered.text).toBeGreaterThanOrEqual(400);
     expect(JSON.parse(answered.text)).toMatchObject({ error: { code: expect.any(String) as string } });

@@ -12,7 +12,7 @@ import { HOLD_SCHEMA } from '../../shared/db/restore-hold.js';
 import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { handAddedExecute, runAppliedLive, trustLocalSovereign, type AppliedRun } from '../support/applied-run.js';
 import { runCli } from '../support/cli.js';
-import { createDemoDatabase, dropDatabase, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
+import { createDemoDatabase, dropDatabase, queryOnce, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 
 /**
@@ -28,15 +28,7 @@ let sha256: string;
 let chainBefore: { seq: number; hash: string }[];
 const scratch: string[] = [];
 
-async function one<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const one = queryOnce;
 
 async function chainOf(url: string): Promise<{ seq: number; hash: string }[]> {
   return one(url, 'SELECT seq::int, hash FROM cutter_governance.audit_event ORDER BY seq');

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTrustedKeys } from '../../shared/approval/keys.js';
@@ -16,13 +15,36 @@ import { approvalFor, enactingSnapshot, waitForGate } from '../support/sovereign
  * one wins. Either the cancel answers "cancelled" and the run never reaches
  * execute (no execute phase, no ledger row, its unit untouched), or it is
  * refused because execute began and the run applies its plan and succeeds.
- * Never both. The cancel starts at a varied delay after the EXEC grant that
- * completes the approvals, from the same instant to past the run's end, so the
- * trials meet the gate's release, the gate's commit, backup and execute's
- * claim.
+ * Never both. The cancel starts at one of five moments after the EXEC grant
+ * that completes the approvals, each seen in PostgreSQL as soon as it
+ * happens: with the grant itself, the gate's claim, backup's claim,
+ * execute's claim, the run's end. So the trials meet the gate's release and
+ * commit, backup, execute's claim and the end, by what happened rather than
+ * by how long the machine took.
  */
 
 const TRIALS = 50;
+
+/** A moment of the run, true once PostgreSQL shows it. */
+type RacePoint = { name: string; reached: (runId: string) => Promise<boolean> };
+
+const phaseClaimed = (phase: string): RacePoint => ({
+  name: `${phase} claimed`,
+  reached: async (runId) =>
+    (await env.db.pool.query('SELECT 1 FROM cutter_governance.run_phase WHERE run_id = $1 AND phase = $2', [runId, phase])).rowCount === 1,
+});
+
+const RACE_POINTS: RacePoint[] = [
+  { name: 'with the EXEC grant', reached: () => Promise.resolve(true) },
+  phaseClaimed('approval-gate'),
+  phaseClaimed('backup'),
+  phaseClaimed('execute'),
+  {
+    name: 'the run ended',
+    reached: async (runId) =>
+      (await env.db.pool.query('SELECT 1 FROM cutter_governance.run WHERE run_id = $1 AND NOT cutter_governance.run_in_flight(status)', [runId])).rowCount === 1,
+  },
+];
 
 let env: RunEnv;
 let deps: ApprovalDeps;
@@ -64,14 +86,19 @@ describe('cancel against the approval that releases the gate', () => {
       const runId = await env.enqueue('live', { snapshot: enactingSnapshot(env.dir, n, n) });
       const run = await waitForGate(env, runId);
       await submitApproval(deps, runId, approvalFor(run, 'SG_1', env.sovereign.key));
-      const delayMs = trial % 5 === 0 ? 0 : (trial * 53) % 1000;
+      const point = RACE_POINTS[trial % RACE_POINTS.length] ?? RACE_POINTS[0];
+      if (!point) throw new Error('no race point');
       const [, cancel] = await Promise.all([
         submitApproval(deps, runId, approvalFor(run, 'EXEC', env.sovereign.key)).catch((err: unknown) => errorCode(err)),
-        sleep(delayMs).then(() => cancelRun({ pool: env.db.pool, queues: deps.queues }, { runId, actor: 'race-test', reason: `trial ${trial}` })),
+        // As soon as the moment is seen (or the run ended before it, when a cancel has nothing left to race).
+        waitFor(`trial ${trial}: ${point.name}`, async () => ((await point.reached(runId)) || (await RACE_POINTS[4]?.reached(runId)) ? true : undefined), {
+          deadlineMs: 60_000,
+          stepMs: 2,
+        }).then(() => cancelRun({ pool: env.db.pool, queues: deps.queues }, { runId, actor: 'race-test', reason: `trial ${trial}` })),
       ]);
       const view = await env.waitForEnd(runId);
       const seen = await evidence(runId, key);
-      const what = `trial ${trial} (delay ${delayMs} ms): cancel ${cancel.outcome}, run ${view.status}`;
+      const what = `trial ${trial} (${point.name}): cancel ${cancel.outcome}, run ${view.status}`;
       if (cancel.outcome === 'stopped') {
         tally.cancelled += 1;
         expect(seen, what).toEqual({ status: 'cancelled', executed: false, applied: false, state: 'draft' });

@@ -7,7 +7,7 @@ import { AMENDED, SQUASHED } from '../../shared/db/migration-history.js';
 import { loadMigrations } from '../../shared/db/numbered-migrations.js';
 import { migrate } from '../../shared/deploy/migrate.js';
 import { migrateOldHead } from '../fixtures/old-head.js';
-import { dropDatabase, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
+import { dropDatabase, queryOnce, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
 
 /** The names of this cutter's numbered migrations after a version, in order. */
 async function migrationsAfter(version: number): Promise<string[]> {
@@ -25,15 +25,7 @@ function newDatabase(label: string): { name: string; url: string } {
   return { name, url: testDatabaseUrl(name) };
 }
 
-async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const query = queryOnce;
 
 /**
  * The schema as the real pg_dump prints it (owners and grants included),

@@ -83,3 +83,14 @@ export async function dropDatabase(name: string): Promise<void> {
   if (process.env['KEEP_TEST_DB'] === '1') return;
   await admin((client) => client.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
 }
+
+/** One query on a connection of its own, closed after (for databases a test creates, migrates or restores). */
+export async function queryOnce<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}

@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { enqueuerIdentities, keyIdentities, normaliseIdentity, sharedIdentity } from '../../shared/approval/identity.js';
 import { loadTrustedKeys, type TrustedKeys } from '../../shared/approval/keys.js';
 import { validateSovereignApproval, type RunBinding } from '../../shared/approval/validate.js';
 import { errorCode } from '../../shared/errors.js';
+import { keysLoadCode, scratchDirs } from '../support/key-files.js';
 import { documentText, envelopeOf, FIXED_NOW, FIXED_RUN, fieldsFor, makeKey, utc, writeTrustedKeys, type TestKey } from '../support/sovereign.js';
 
 /**
@@ -15,24 +15,8 @@ import { documentText, envelopeOf, FIXED_NOW, FIXED_RUN, fieldsFor, makeKey, utc
  * operator label.
  */
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'cutter-identity-'));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function loadCode(source: string): Promise<string> {
-  try {
-    await loadTrustedKeys(source);
-    return 'loaded';
-  } catch (err) {
-    return errorCode(err);
-  }
-}
+const tempDir = scratchDirs('cutter-identity-');
+const loadCode = keysLoadCode;
 
 describe('identity normalisation', () => {
   it('trims, lower-cases and folds compatibility forms', () => {

@@ -1,30 +1,13 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { keyIdOf, loadTrustedKeys } from '../../shared/approval/keys.js';
-import { errorCode } from '../../shared/errors.js';
+import { keysLoadCode, scratchDirs } from '../support/key-files.js';
 import { makeKey, writeTrustedKeys } from '../support/sovereign.js';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'cutter-keys-'));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function loadCode(source: string): Promise<string> {
-  try {
-    await loadTrustedKeys(source);
-    return 'loaded';
-  } catch (err) {
-    return errorCode(err);
-  }
-}
+const tempDir = scratchDirs('cutter-keys-');
+const loadCode = keysLoadCode;
 
 describe('trusted sovereign keys (SOVEREIGN_KEYS)', () => {
   it('loads a directory of .pem files, each named by its file, with key ids of sha256 over the SPKI DER', async () => {

@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
-import { ConfigError } from '../../shared/errors.js';
+import { configRefusal } from '../support/config.js';
 
-function failure(env: Record<string, string>): ConfigError {
-  try {
-    parseConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const failure = configRefusal;
 
 describe('configuration', () => {
   it('applies the DESIGN §6 defaults to an empty environment', () => {

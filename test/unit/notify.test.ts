@@ -2,23 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
-import { ConfigError } from '../../shared/errors.js';
 import { redactText } from '../../shared/logger.js';
 import { webhookEndpoints } from '../../shared/notify/endpoints.js';
 import { NOTIFY_POLICY, parseRetryAfter, retryDelayMs } from '../../shared/notify/policy.js';
 import { signWebhook } from '../../shared/notify/signature.js';
+import { configRefusal } from '../support/config.js';
 
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
 
-function refused(env: Record<string, string>): ConfigError {
-  try {
-    parseConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const refused = configRefusal;
 
 describe('webhook configuration', () => {
   it('takes a comma list of http(s) URLs with a whsec_ secret, and the board URL for links', () => {
