@@ -144,20 +144,22 @@ async function settleFailure(deps: PhaseDeps, job: Job, phase: Phase, runId: str
   throw err;
 }
 
-/** The run fails closed: status names the phase, the corpus lock is released, the report says why. */
+/** The run fails closed: status names the phase, the report says why, and its corpus lock and kill switch are let go, all in one commit. */
 async function failClosed(deps: PhaseDeps, runId: string, phase: Phase, err: Error): Promise<void> {
   const code = err instanceof CutterError ? err.code : errorCode(err);
   const expired = code === 'APPROVAL_EXPIRED';
   // The status, the report and the audit row change together, so whoever sees the run ended also sees why,
   // and the event that announces it (docs/notifications.md) exists exactly when it ended.
+  // Its corpus lock, staged rows and kill switch go in the same commit: nobody sees the run ended while its switch is still on.
   await withTransaction(deps.pool, async (tx) => {
-    if (!(await failRun(tx, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' }))) return;
-    await saveReport(tx, runId, await buildReport(tx, runId));
-    await appendAudit(tx, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
+    if (await failRun(tx, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' })) {
+      await saveReport(tx, runId, await buildReport(tx, runId));
+      await appendAudit(tx, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
+    }
+    await releaseCorpusLock(tx, runId);
+    await discardStagedSnapshot(tx, runId);
+    await disarmSwitchForRun(tx, runId, `worker:${phase}-failed`);
   });
-  await releaseCorpusLock(deps.pool, runId);
-  await discardStagedSnapshot(deps.pool, runId);
-  await disarmSwitchForRun(deps.pool, runId, `worker:${phase}-failed`);
   // The later phases' jobs go before this one fails: it keeps its own error, and none of them a child-failed copy.
   await removeRunJobs(deps.queues, runId, { after: phase });
 }
