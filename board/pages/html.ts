@@ -40,7 +40,7 @@ main{padding:16px 24px;max-width:1100px}
 table{border-collapse:collapse;background:#fff;margin:8px 0 20px;width:100%}
 th,td{border:1px solid #d9dde3;padding:5px 8px;text-align:left;vertical-align:top}th{background:#eef0f3}
 code{font:12px ui-monospace,monospace}.PASS,.succeeded,.completed{color:#11713a;font-weight:600}
-.FAIL,.failed,.expired,.rejected{color:#b3261e;font-weight:600}.cancelled,.skipped{color:#57606a;font-weight:600}.awaiting_approval,.active,.running{color:#9a6700;font-weight:600}
+.FAIL,.failed,.expired,.rejected{color:#b3261e;font-weight:600}.cancelled,.abandoned,.skipped{color:#57606a;font-weight:600}.awaiting_approval,.active,.running{color:#9a6700;font-weight:600}
 pre{background:#fff;border:1px solid #d9dde3;padding:12px;overflow:auto;white-space:pre-wrap}
 .error{white-space:pre-line}#report{background:#fff;border:1px solid #d9dde3;padding:4px 16px}
 `;

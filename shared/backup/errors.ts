@@ -37,13 +37,13 @@ export const BACKUP_FIXES = {
   BACKUP_VERIFY_RECIPIENT: "the file is not encrypted to the manifest's key: it is not the backup the manifest describes",
   BACKUP_VERIFY_READ: 'the decrypted dump cannot be read to its end: do not rely on this backup, take a new one',
   BACKUP_DRILL_MISMATCH: 'the restored tables differ from the manifest: do not rely on this backup, take a new one',
-  RESTORE_TARGET_NOT_EMPTY: 'restore into an empty (or new) database, or pass --force to replace the objects the backup contains',
+  RESTORE_TARGET_NOT_EMPTY:
+    'restore into an empty (or new) database, or pass --force (into a cutter database it restores the corpus tables only, into any other it replaces the objects the backup contains)',
   RESTORE_FAILED: "read pg_restore's error above; it ran in one transaction, so nothing was restored",
   RESTORE_CHAIN_DIVERGED:
     "this backup is not an earlier state of this database's audit trail (another database's, or one of the two was altered): restore it into a new database to inspect it",
-  RESTORE_NOT_PRIVILEGED:
-    'restore in place as a superuser (or a role granted SET on session_replication_role): the audit rows after the backup go back exactly as they were',
-  RESTORE_EXEC_ROLE_MISSING: 'pass the exec role (CUTTER_EXEC_ROLE): an in-place restore resets its grants as `cutter db migrate` does',
+  RESTORE_NOT_A_CORPUS: 'restore it into a new database: an in-place restore puts back the corpus tables of a backup of a cutter database',
+  RESTORE_SCHEMA_MISMATCH: 'migrate the database with the cutter version that took the backup in mind, or restore the backup into a new database',
 } as const;
 
 export type BackupErrorCode = keyof typeof BACKUP_FIXES;

@@ -108,7 +108,12 @@ const SLICE_PAGES = 512;
  */
 export async function fingerprintTables(
   client: pg.Client | pg.PoolClient,
-  options: { methods?: ReadonlyMap<string, 'record' | 'text'> | undefined; pacing?: FingerprintPacing | undefined } = {},
+  options: {
+    methods?: ReadonlyMap<string, 'record' | 'text'> | undefined;
+    pacing?: FingerprintPacing | undefined;
+    /** Only these tables (schema.table); every table when absent. */
+    only?: ReadonlySet<string> | undefined;
+  } = {},
 ): Promise<DumpFingerprint[]> {
   for (const statement of STABLE_OUTPUT) await client.query(statement);
   const version = await client.query<{ num: string }>("SELECT current_setting('server_version_num') AS num");
@@ -122,6 +127,7 @@ export async function fingerprintTables(
   const out: DumpFingerprint[] = [];
   for (const t of tables.rows) {
     const name = `${t.schema}.${t.name}`;
+    if (options.only && !options.only.has(name)) continue;
     const hash = options.methods?.get(name) ?? (t.by_value ? 'record' : 'text');
     const rowHash = hash === 'record' ? 'hash_record_extended(r.*, 0)' : 'hashtextextended(ROW(r.*)::text, 0)';
     // Identifiers come from the catalog and are quoted once; no input reaches this SQL.

@@ -1,5 +1,5 @@
 /** The run statuses of DESIGN §4. */
-export const RUN_STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'expired', 'cancelled', 'rejected'] as const;
+export const RUN_STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'expired', 'cancelled', 'rejected', 'abandoned'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /**

@@ -1,14 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../shared/audit/verify.js';
-import { createBackup } from '../../shared/backup/create.js';
-import { readManifest } from '../../shared/backup/manifest.js';
-import { backupSpecFrom } from '../../shared/backup/spec.js';
-import { appendAudit } from '../../shared/audit/append.js';
-import { migrate } from '../../shared/deploy/migrate.js';
-import { probeGrants } from '../../shared/grants/probe.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { manifestPathFor, readManifest } from '../../shared/backup/manifest.js';
 import { restoreBackup } from '../../shared/backup/restore.js';
-import { HOLD_SCHEMA } from '../../shared/db/restore-hold.js';
 import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { handAddedExecute, runAppliedLive, trustLocalSovereign, type AppliedRun } from '../support/applied-run.js';
 import { runCli } from '../support/cli.js';
@@ -18,14 +13,16 @@ import { createRunEnv, type RunEnv } from '../support/run-env.js';
 /**
  * The restore of an applied run's own backup (taken by its backup phase,
  * after the gate consumed the approvals and the EXEC grant turned the switch
- * on) must re-arm nothing: design §2, shared/backup/reassert.ts.
+ * on): in place it puts back the corpus only and keeps the record; into a
+ * new database it abandons what was in flight. Design §2,
+ * shared/backup/restore-corpus.ts and settle.ts.
  */
 
 let env: RunEnv;
 let applied: AppliedRun;
 let sha256: string;
-/** The audit chain (seq → hash) and the ledger just before the in-place restore. */
-let chainBefore: { seq: number; hash: string }[];
+/** The corpus tables before the cut (what its backup holds). */
+let corpusBeforeCut: Awaited<ReturnType<RunEnv['corpus']>>;
 const scratch: string[] = [];
 
 const one = queryOnce;
@@ -35,13 +32,11 @@ async function chainOf(url: string): Promise<{ seq: number; hash: string }[]> {
 }
 
 async function armedState(url: string) {
-  const [row] = await one<{ in_flight: number; switch_on: boolean; locks: number; hold: boolean }>(
+  const [row] = await one<{ in_flight: number; switch_on: boolean; locks: number }>(
     url,
     `SELECT (SELECT count(*)::int FROM cutter_governance.run WHERE status IN ('queued', 'running', 'awaiting_approval')) AS in_flight,
             cutter_governance.execution_enabled() AS switch_on,
-            (SELECT count(*)::int FROM cutter_governance.corpus_lock) AS locks,
-            to_regnamespace($1) IS NOT NULL AS hold`,
-    [HOLD_SCHEMA],
+            (SELECT count(*)::int FROM cutter_governance.corpus_lock) AS locks`,
   );
   return row;
 }
@@ -56,6 +51,7 @@ beforeAll(async () => {
   env = await createRunEnv('restorelive');
   const sovereign = trustLocalSovereign(env);
   await env.startFleet();
+  corpusBeforeCut = await env.corpus();
   applied = await runAppliedLive(env, sovereign);
   sha256 = (await readManifest(applied.backupFile)).sha256;
 }, 180_000);
@@ -66,60 +62,46 @@ afterAll(async () => {
 });
 
 describe('cutter backup restore --force of an applied run’s own backup into its live database', () => {
-  it('ends the run, turns the switch off, keeps the ledger row and every audit row, and records the restore', async () => {
-    // The backup as it is, restored plainly, would be the re-armed state of the issue.
+  it('puts back the corpus only: the run stays as it ended, the ledger and every audit row stay, the restore is one more row', async () => {
     await env.fleet?.close();
     delete env.fleet;
-    chainBefore = await chainOf(env.db.url);
+    expect(await env.corpus()).not.toEqual(corpusBeforeCut);
+    const chainBefore = await chainOf(env.db.url);
     const result = await runCli(['backup', 'restore', applied.backupFile, '--into', env.db.url, '--force'], env.env);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toContain("fingerprints: every table equals the manifest's");
-    expect(result.stdout).toMatch(/^in place: 1 ledger row\(s\) and \d+ audit row\(s\) from before the restore put back after row \d+$/m);
-    expect(result.stdout).toContain(`runs ended (RUN_RESTORED): ${applied.runId} (running at backup, plan applied before the restore)`);
-    expect(result.stdout).toContain(`kill switch: off (was set for ${applied.runId})`);
+    expect(result.stdout).toContain('in place: the corpus tables only; governance tables, execution ledger and audit chain kept as they were');
+    expect(result.stdout).toContain("fingerprints: every restored table equals the manifest's");
+    expect(result.stdout).toContain('runs in flight: none; corpus locks: none held');
 
-    expect(await armedState(env.db.url)).toEqual({ in_flight: 0, switch_on: false, locks: 0, hold: false });
-    const [run] = await one<{ status: string; error_code: string; failed_phase: string; report: string }>(
-      env.db.url,
-      'SELECT status, error_code, failed_phase, report FROM cutter_governance.run WHERE run_id = $1',
-      [applied.runId],
-    );
-    expect(run).toMatchObject({ status: 'failed', error_code: 'RUN_RESTORED', failed_phase: 'backup' });
-    expect(run?.report).toContain('RUN_RESTORED');
-    expect(run?.report).toContain(`WAS applied`);
+    // The corpus as the backup holds it: as it was before the cut.
+    expect(await env.corpus()).toEqual(corpusBeforeCut);
+    expect(await armedState(env.db.url)).toEqual({ in_flight: 0, switch_on: false, locks: 0 });
+    const [run] = await one<{ status: string; verdict: string }>(env.db.url, 'SELECT status, verdict FROM cutter_governance.run WHERE run_id = $1', [
+      applied.runId,
+    ]);
+    expect(run).toEqual({ status: 'succeeded', verdict: 'PASS' });
     expect(await one(env.db.url, 'SELECT run_id, plan_sha256 FROM cutter_governance.execution_ledger')).toEqual([
       { run_id: applied.runId, plan_sha256: applied.planSha256 },
     ]);
-    const approvals = await one<{ gate: string; consumed: boolean }>(
-      env.db.url,
-      'SELECT gate, consumed_utc IS NOT NULL AS consumed FROM cutter_governance.review_decision WHERE run_id = $1 ORDER BY gate',
-      [applied.runId],
-    );
-    expect(approvals).toEqual([{ gate: 'EXEC', consumed: true }, { gate: 'SG_1', consumed: true }]);
 
-    // Every row the chain had, as it was, then the restore's own row.
+    // Every row the chain had, as it was (the cut's events among them), then the restore's own row.
     const chainAfter = await chainOf(env.db.url);
     expect(chainAfter.slice(0, chainBefore.length)).toEqual(chainBefore);
     expect(chainAfter).toHaveLength(chainBefore.length + 1);
+    const kinds = await one<{ kind: string }>(env.db.url, 'SELECT kind FROM cutter_governance.audit_event WHERE run_id = $1', [applied.runId]);
+    expect(kinds.map((k) => k.kind)).toContain('run.verified');
     const [restored] = await one<{ kind: string; detail: Record<string, unknown> }>(
       env.db.url,
       'SELECT kind, detail FROM cutter_governance.audit_event ORDER BY seq DESC LIMIT 1',
     );
     expect(restored?.kind).toBe('backup.restored');
-    expect(restored?.detail).toMatchObject({
-      file: applied.backupFile,
-      sha256,
-      in_place: true,
-      switch_was_for: applied.runId,
-      ledger_rows_reinserted: [applied.runId],
-      runs_ended: [{ run_id: applied.runId, status: 'running', phase: 'backup', applied: true }],
-    });
+    expect(restored?.detail).toMatchObject({ file: applied.backupFile, sha256, backup_run_id: applied.runId, scope: 'corpus', runs_abandoned: [] });
     const verified = await runCli(['audit', 'verify'], env.env);
     expect(verified.code, verified.stderr).toBe(0);
     expect(verified.stdout.trim()).toBe(`audit chain intact: ${chainAfter.length} row(s)`);
   });
 
-  it('a hand-added execute job for that run, with a fleet running, applies nothing', async () => {
+  it('a hand-added execute job for that run, with a fleet running, applies nothing; a new run on the target enqueues and succeeds', async () => {
     await env.startFleet();
     const corpus = await env.corpus();
     const counts = async () =>
@@ -135,64 +117,64 @@ describe('cutter backup restore --force of an applied run’s own backup into it
     await handAddedExecute(env, applied.runId, `${applied.runId}.execute.by-hand`);
     expect(await env.corpus()).toEqual(corpus);
     expect(await counts()).toEqual(before);
-    expect(await armedState(env.db.url)).toMatchObject({ in_flight: 0, switch_on: false });
+
+    const next = await env.enqueue('dry');
+    expect((await env.waitForEnd(next, 90_000)).status).toBe('succeeded');
     await env.fleet?.close();
     delete env.fleet;
   });
 
-  it('a restore interrupted after pg_restore is detected, and the same command finishes it', async () => {
-    const chainBeforeCrash = await chainOf(env.db.url);
-    await expect(
-      restoreBackup(applied.backupFile, {
-        into: env.db.url,
-        force: true,
-        gnupgHome: env.cfg.GNUPGHOME,
-        afterPgRestore: () => Promise.reject(new Error('crash after pg_restore')),
-      }),
-    ).rejects.toThrow('crash after pg_restore');
-    // The backup's state, re-armed, with the hold that says so.
-    expect(await armedState(env.db.url)).toMatchObject({ in_flight: 1, switch_on: true, hold: true });
-    const detected = await runCli(['audit', 'verify'], env.env);
-    expect(detected.code).toBe(1);
-    expect(detected.stderr).toMatch(/did not finish.*cutter_restore_hold.*\[AUDIT_RESTORE_UNFINISHED\]/);
-
-    const finished = await restoreBackup(applied.backupFile, { into: env.db.url, force: true, gnupgHome: env.cfg.GNUPGHOME, execRole: env.cfg.CUTTER_EXEC_ROLE });
-    expect(finished.reasserted).toMatchObject({ in_place: true, resumed_hold: true, ledger_rows_reinserted: [applied.runId] });
-    expect(await armedState(env.db.url)).toEqual({ in_flight: 0, switch_on: false, locks: 0, hold: false });
-    const chainAfter = await chainOf(env.db.url);
-    expect(chainAfter.slice(0, chainBeforeCrash.length)).toEqual(chainBeforeCrash);
-    expect(chainAfter).toHaveLength(chainBeforeCrash.length + 1);
-    expect(await verifyAuditChain(env.db.pool)).toEqual({ ok: true, rows: chainAfter.length });
+  it('a corpus that does not match the manifest is refused inside the transaction: nothing changes', async () => {
+    const manifestFile = manifestPathFor(applied.backupFile);
+    const original = readFileSync(manifestFile, 'utf8');
+    const manifest = JSON.parse(original) as { tables: { name: string; content_hash: string }[] };
+    const versions = manifest.tables.find((t) => t.name === 'public.unit_version');
+    if (!versions) throw new Error('the manifest has no public.unit_version');
+    versions.content_hash = 'f'.repeat(64);
+    writeFileSync(manifestFile, JSON.stringify(manifest));
+    const corpus = await env.corpus();
+    const chain = await chainOf(env.db.url);
+    try {
+      await expect(restoreBackup(applied.backupFile, { into: env.db.url, force: true, gnupgHome: env.cfg.GNUPGHOME })).rejects.toMatchObject({
+        code: 'BACKUP_DRILL_MISMATCH',
+        message: expect.stringContaining('public.unit_version; nothing was restored') as unknown,
+      });
+    } finally {
+      writeFileSync(manifestFile, original);
+    }
+    expect(await env.corpus()).toEqual(corpus);
+    expect(await chainOf(env.db.url)).toEqual(chain);
+    const scratchLeft = await one(env.db.url, `SELECT datname FROM pg_database WHERE datname LIKE 'cutter\\_restore\\_%'`);
+    expect(scratchLeft).toEqual([]);
   });
 });
 
-describe('a restore into a new database', () => {
-  it('stays a plain restore of the tables, but leaves no run in flight and the switch off', async () => {
+describe('a restore into a new database (disaster recovery)', () => {
+  it('restores everything, abandons the run that was in flight in the backup, frees its lock and turns the switch off', async () => {
     const url = scratchUrl('restore_new');
-    const result = await restoreBackup(applied.backupFile, { into: url, gnupgHome: env.cfg.GNUPGHOME, execRole: env.cfg.CUTTER_EXEC_ROLE });
-    expect(result.created).toBe(true);
-    expect(result.mismatches).toEqual([]);
-    expect(result.reasserted).toMatchObject({
-      in_place: false,
-      runs_ended: [{ run_id: applied.runId, status: 'running', phase: 'backup', applied: false }],
-      switch_was_for: applied.runId,
-    });
-    expect(await armedState(url)).toEqual({ in_flight: 0, switch_on: false, locks: 0, hold: false });
-    const [run] = await one<{ status: string; error_code: string }>(url, 'SELECT status, error_code FROM cutter_governance.run WHERE run_id = $1', [
-      applied.runId,
-    ]);
-    expect(run).toEqual({ status: 'failed', error_code: 'RUN_RESTORED' });
+    const result = await runCli(['backup', 'restore', applied.backupFile, '--into', url], env.env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('whole database: every object the backup holds');
+    expect(result.stdout).toContain(`runs abandoned (RUN_RESTORED): ${applied.runId} (running at backup); their corpus locks released`);
+    expect(result.stdout).toContain(`kill switch: off (was set for ${applied.runId})`);
+    expect(await armedState(url)).toEqual({ in_flight: 0, switch_on: false, locks: 0 });
+    const [run] = await one<{ status: string; error_code: string; change_set: string }>(
+      url,
+      `SELECT r.status, r.error_code, c.status AS change_set FROM cutter_governance.run r
+         JOIN cutter_governance.cut_change_set c USING (run_id) WHERE r.run_id = $1`,
+      [applied.runId],
+    );
+    expect(run).toEqual({ status: 'abandoned', error_code: 'RUN_RESTORED', change_set: 'abandoned' });
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     try {
-      const chain = await verifyAuditChain(pool);
-      expect(chain.ok).toBe(true);
+      expect((await verifyAuditChain(pool)).ok).toBe(true);
     } finally {
       await pool.end();
     }
   });
 });
 
-describe('a restore whose chain does not continue the live one', () => {
+describe('an in-place restore of a backup that is not of this database', () => {
   it('into another database with a chain of its own is refused before anything changes', async () => {
     const other = await createDemoDatabase('restore_other', 'tester');
     scratch.push(other.name);
@@ -200,14 +182,13 @@ describe('a restore whose chain does not continue the live one', () => {
       const corpus = await fingerprintCorpusTables(other.pool);
       const chain = await chainOf(other.url);
       const runs = await one(other.url, 'SELECT run_id FROM cutter_governance.run');
-      await expect(restoreBackup(applied.backupFile, { into: other.url, force: true, gnupgHome: env.cfg.GNUPGHOME, execRole: env.cfg.CUTTER_EXEC_ROLE })).rejects.toMatchObject({
+      await expect(restoreBackup(applied.backupFile, { into: other.url, force: true, gnupgHome: env.cfg.GNUPGHOME })).rejects.toMatchObject({
         code: 'RESTORE_CHAIN_DIVERGED',
-        message: expect.stringMatching(/row 1 has another hash in the backup than in the held chain; nothing was restored/) as unknown,
+        message: expect.stringMatching(/row 1 has another hash in the backup than in the database; nothing was restored/) as unknown,
       });
       expect(await fingerprintCorpusTables(other.pool)).toEqual(corpus);
       expect(await chainOf(other.url)).toEqual(chain);
       expect(await one(other.url, 'SELECT run_id FROM cutter_governance.run')).toEqual(runs);
-      expect((await armedState(other.url))?.hold).toBe(false);
     } finally {
       await other.pool.end().catch(() => undefined);
     }
@@ -215,7 +196,7 @@ describe('a restore whose chain does not continue the live one', () => {
 
   it('into a database whose chain was altered is refused, naming the row', async () => {
     const url = scratchUrl('restore_tampered');
-    await restoreBackup(applied.backupFile, { into: url, gnupgHome: env.cfg.GNUPGHOME, execRole: env.cfg.CUTTER_EXEC_ROLE });
+    await restoreBackup(applied.backupFile, { into: url, gnupgHome: env.cfg.GNUPGHOME });
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
@@ -228,54 +209,10 @@ describe('a restore whose chain does not continue the live one', () => {
       await client.end();
     }
     const chain = await chainOf(url);
-    await expect(restoreBackup(applied.backupFile, { into: url, force: true, gnupgHome: env.cfg.GNUPGHOME, execRole: env.cfg.CUTTER_EXEC_ROLE })).rejects.toMatchObject({
+    await expect(restoreBackup(applied.backupFile, { into: url, force: true, gnupgHome: env.cfg.GNUPGHOME })).rejects.toMatchObject({
       code: 'RESTORE_CHAIN_DIVERGED',
       message: expect.stringContaining('row 2 has another hash') as unknown,
     });
     expect(await chainOf(url)).toEqual(chain);
-    expect((await armedState(url))?.hold).toBe(false);
-  });
-});
-
-describe('an in-place restore of a backup older than migration 020', () => {
-  it('applies 020 again, keeps the ledger row of a run the backup predates, and takes back the grants an older cutter gave the exec role', async () => {
-    const old = await createDemoDatabase('restore_pre020', 'tester');
-    scratch.push(old.name);
-    try {
-      // The schema as it was before 020: the ledger still refers to the change sets.
-      await old.pool.query(
-        `ALTER TABLE cutter_governance.execution_ledger ADD CONSTRAINT execution_ledger_run_id_fkey
-           FOREIGN KEY (run_id) REFERENCES cutter_governance.cut_change_set (run_id)`,
-      );
-      await old.pool.query('DELETE FROM cutter_governance.schema_migration WHERE version = 20');
-      // An older cutter let the exec role write the corpus directly.
-      await old.pool.query(`GRANT INSERT, UPDATE ON public.information_unit TO ${env.cfg.CUTTER_EXEC_ROLE}`);
-      const backup = await createBackup(
-        backupSpecFrom({ databaseUrl: old.url, recipientFpr: env.cfg.BACKUP_GPG_FPR, outDir: env.cfg.BACKUP_DIR, gnupgHome: env.cfg.GNUPGHOME, execRole: env.cfg.CUTTER_EXEC_ROLE }),
-      );
-      // Since then: migrated, and a plan applied by a run the backup knows nothing of.
-      await migrate(old.url, { execRole: env.cfg.CUTTER_EXEC_ROLE });
-      await old.pool.query(
-        `INSERT INTO cutter_governance.execution_ledger (run_id, plan_sha256, unit_count) VALUES ('run-after-the-backup', repeat('b', 64), 3)`,
-      );
-      await appendAudit(old.pool, { actor: 'test', kind: 'test.after_backup', runId: 'run-after-the-backup' });
-      const chain = await chainOf(old.url);
-
-      const result = await restoreBackup(backup.file, { into: old.url, force: true, gnupgHome: env.cfg.GNUPGHOME, execRole: env.cfg.CUTTER_EXEC_ROLE });
-      expect(result.reasserted).toMatchObject({
-        in_place: true,
-        migrations_applied: ['020_ledger_stands_alone.sql'],
-        ledger_rows_reinserted: ['run-after-the-backup'],
-      });
-      expect(await one(old.url, 'SELECT run_id FROM cutter_governance.execution_ledger')).toEqual([{ run_id: 'run-after-the-backup' }]);
-      const after = await chainOf(old.url);
-      expect(after.slice(0, chain.length)).toEqual(chain);
-      expect(after).toHaveLength(chain.length + 1);
-      expect(await verifyAuditChain(old.pool)).toEqual({ ok: true, rows: after.length });
-      // The backup brought that grant back; the restore reset the exec role to the matrix.
-      expect(await probeGrants(old.pool, env.cfg.CUTTER_EXEC_ROLE)).toMatchObject({ ok: true, excess: [] });
-    } finally {
-      await old.pool.end().catch(() => undefined);
-    }
   });
 });

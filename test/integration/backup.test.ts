@@ -35,13 +35,13 @@ const TABLES = [
   'cutter_governance.audit_event',
 ];
 
-async function contentOf(url: string): Promise<Record<string, { rows: number; md5: string }>> {
+async function contentOf(url: string, tables: readonly string[] = TABLES): Promise<Record<string, { rows: number; md5: string }>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     await client.query("SET TIME ZONE 'UTC'");
     const out: Record<string, { rows: number; md5: string }> = {};
-    for (const table of TABLES) {
+    for (const table of tables) {
       // Table names are the constants above.
       const { rows } = await client.query<{ rows: number; md5: string }>(
         `SELECT count(*)::int AS rows, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) AS md5 FROM ${table} t`,
@@ -267,14 +267,14 @@ describe('cutter backup restore', () => {
     const target = scratchUrl('restored');
     const result = await runCli(['backup', 'restore', backupFile, '--into', target], cliEnv());
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toContain("fingerprints: every table equals the manifest's");
+    expect(result.stdout).toContain("fingerprints: every restored table equals the manifest's");
     // Checked independently of cutter's fingerprints: counts and an ordered content hash per table.
     expect(await contentOf(target)).toEqual(await contentOf(db.url));
     expect(await fingerprintsOf(target)).toEqual(manifest.tables);
     expect(await fingerprintsOf(db.url)).toEqual(manifest.tables);
   });
 
-  it('refuses a database that is not empty, and with --force replaces what the backup holds', async () => {
+  it('refuses a database that is not empty; with --force into a cutter database it replaces the corpus tables only', async () => {
     const busy = await createTestDatabase('restore_busy');
     scratch.push(busy.name);
     try {
@@ -284,14 +284,22 @@ describe('cutter backup restore', () => {
       expect(refused.stderr.trim()).toMatch(/^cutter: database cutter_t_restore_busy_\w+ on 127\.0\.0\.1:5432 already holds \d+ object\(s\) — .*--force .*\[RESTORE_TARGET_NOT_EMPTY\]$/);
       const untouched = await busy.pool.query<{ key: string }>('SELECT key FROM public.information_unit');
       expect(untouched.rows).toEqual([{ key: 'OTHER/1' }]);
+      // The busy database is cutter's without the source's filler table.
+      const cutterTables = TABLES.filter((t) => t !== 'public.backup_test_filler');
+      const governance = await contentOf(busy.url, cutterTables);
 
       const forced = await runCli(['backup', 'restore', backupFile, '--into', busy.url, '--force'], cliEnv());
       expect(forced.code, forced.stderr).toBe(0);
-      // In place, the restore also records itself: the source's audit rows and one backup.restored after them.
-      const { 'cutter_governance.audit_event': restoredAudit, ...restored } = await contentOf(busy.url);
-      const { 'cutter_governance.audit_event': sourceAudit, ...source } = await contentOf(db.url);
-      expect(restored).toEqual(source);
-      expect(restoredAudit?.rows).toBe((sourceAudit?.rows ?? 0) + 1);
+      const restored = await contentOf(busy.url, cutterTables);
+      const source = await contentOf(db.url, cutterTables);
+      for (const table of ['public.information_unit', 'public.unit_version', 'public.iu_lifecycle_log']) expect(restored[table]).toEqual(source[table]);
+      // The governance tables stay the database's own, and the restore records itself there.
+      const { 'cutter_governance.audit_event': auditAfter, ...governanceAfter } = restored;
+      const { 'cutter_governance.audit_event': auditBefore, ...governanceBefore } = governance;
+      for (const table of Object.keys(governanceBefore).filter((t) => t.startsWith('cutter_governance.'))) {
+        expect(governanceAfter[table], table).toEqual(governanceBefore[table]);
+      }
+      expect(auditAfter?.rows).toBe((auditBefore?.rows ?? 0) + 1);
       const last = await busy.pool.query<{ kind: string }>('SELECT kind FROM cutter_governance.audit_event ORDER BY seq DESC LIMIT 1');
       expect(last.rows).toEqual([{ kind: 'backup.restored' }]);
     } finally {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { createBackup } from '../../../shared/backup/create.js';
 import { BackupRunnerError } from '../../../shared/backup/errors.js';
-import { RUN_RESTORED, type ReassertSummary } from '../../../shared/backup/reassert.js';
 import { restoreBackup } from '../../../shared/backup/restore.js';
+import { RUN_RESTORED, type RestoreSettlement } from '../../../shared/backup/settle.js';
 import { runSelftest, type SelftestCheck } from '../../../shared/backup/selftest.js';
 import { backupSpecFromConfig } from '../../../shared/backup/spec.js';
 import { verifyBackup, type VerifyCheck } from '../../../shared/backup/verify.js';
@@ -18,23 +18,16 @@ function printChecks(checks: (SelftestCheck | VerifyCheck)[]): void {
   }
 }
 
-/** What the restore re-asserted on top of the restored tables, one line each. */
-function printReasserted(r: ReassertSummary): void {
-  if (r.in_place) {
-    out(
-      `in place${r.resumed_hold ? ' (finishing an earlier restore that did not)' : ''}: ${r.ledger_rows_reinserted.length} ledger row(s) and ` +
-        `${r.audit.reappended} audit row(s) from before the restore put back after row ${r.audit.restored_last_seq}`,
-    );
-  }
-  if (r.migrations_applied.length) out(`migrations the backup predates, applied again: ${r.migrations_applied.join(', ')}`);
+/** What the restore settled in the governance tables, one line each. */
+function printSettled(r: RestoreSettlement): void {
   out(
-    r.runs_ended.length
-      ? `runs ended (${RUN_RESTORED}): ${r.runs_ended.map((e) => `${e.run_id} (${e.status}${e.phase ? ` at ${e.phase}` : ''}${e.applied ? ', plan applied before the restore' : ''})`).join(', ')}`
-      : 'runs in flight: none',
+    r.runs_abandoned.length
+      ? `runs abandoned (${RUN_RESTORED}): ${r.runs_abandoned.map((e) => `${e.run_id} (${e.status}${e.phase ? ` at ${e.phase}` : ''}${e.applied ? ', plan applied before the restore' : ''})`).join(', ')}; their corpus locks released`
+      : 'runs in flight: none; corpus locks: none held',
   );
   out(`kill switch: off${r.switch_was_for ? ` (was set for ${r.switch_was_for})` : ''}`);
   if (r.approvals_consumed) out(`approvals of applied plans marked consumed: ${r.approvals_consumed}`);
-  if (r.changed) out('audited: backup.restored');
+  if (r.audit_seq !== null) out(`audited: backup.restored (row ${r.audit_seq})`);
 }
 
 function mib(bytes: number): string {
@@ -126,20 +119,25 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext):
 
   backup
     .command('restore')
-    .description('restore a checked backup into a database (created when missing, refused when not empty); no run comes back in flight')
+    .description('restore a checked backup: into a new or empty database whole, into a cutter database (--force) its corpus tables only; no run comes back in flight')
     .argument('<file>', 'the .pgdump.gpg file')
     .requiredOption('--into <url>', 'the database to restore into')
-    .option('--force', 'restore into a database that is not empty, replacing the objects the backup contains')
+    .option('--force', "restore into a database that is not empty: a cutter database gets the backup's corpus tables (governance and audit chain kept), any other has the backup's objects replaced")
     .option('--json', 'print the result as JSON')
     .action(async (file: string, opts: { into: string; force?: boolean; json?: boolean }) => {
-      const result = await restoreBackup(file, { into: opts.into, force: opts.force === true, gnupgHome: ctx().cfg.GNUPGHOME, execRole: ctx().cfg.CUTTER_EXEC_ROLE });
+      const result = await restoreBackup(file, { into: opts.into, force: opts.force === true, gnupgHome: ctx().cfg.GNUPGHOME });
       if (opts.json) {
-        outJson({ database: result.database, created: result.created, tables: result.tables, mismatches: result.mismatches, reasserted: result.reasserted });
+        outJson({ database: result.database, created: result.created, scope: result.scope, tables: result.tables, mismatches: result.mismatches, settled: result.settled });
       } else {
         out(`restored ${file} into ${redactUrl(opts.into)}${result.created ? ' (database created)' : ''}`);
+        out(
+          result.scope === 'corpus'
+            ? 'in place: the corpus tables only; governance tables, execution ledger and audit chain kept as they were'
+            : 'whole database: every object the backup holds',
+        );
         out(`${result.tables.length} table(s), ${result.tables.reduce((n, t) => n + t.rows, 0)} row(s)`);
-        out(result.mismatches.length === 0 ? "fingerprints: every table equals the manifest's" : `fingerprints differ: ${result.mismatches.map((m) => m.name).join(', ')}`);
-        if (result.reasserted) printReasserted(result.reasserted);
+        out(result.mismatches.length === 0 ? "fingerprints: every restored table equals the manifest's" : `fingerprints differ: ${result.mismatches.map((m) => m.name).join(', ')}`);
+        if (result.settled) printSettled(result.settled);
       }
       if (result.mismatches.length > 0) {
         throw new BackupRunnerError('BACKUP_DRILL_MISMATCH', `the restored ${result.mismatches.map((m) => m.name).join(', ')} differ from the manifest`);
