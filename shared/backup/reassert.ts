@@ -134,6 +134,8 @@ async function reassert(tx: PoolClient, input: ReassertInput): Promise<ReassertS
   if (!summary.changed) return summary;
   const { changed: _changed, ...detail } = summary;
   await appendAudit(tx, { actor: ACTOR, kind: 'backup.restored', detail: { file: input.file, sha256: input.sha256, ...detail } });
+  // The reports of the runs it ended follow the row that records their end: they name the chain's head, that row.
+  for (const run of runsEnded) await saveReport(tx, run.run_id, await buildReport(tx, run.run_id));
   // A chain that did not match keeps its hold: the rows it has are nowhere else.
   if (input.held && audit.diverged_at === null) await dropHold(tx);
   return summary;
@@ -185,7 +187,7 @@ interface InFlightRun {
   plan_sha256: string | null;
 }
 
-/** Ends every run in flight as a failed phase would: status, lock, staged snapshot, report. */
+/** Ends every run in flight as a failed phase would: status, lock, staged snapshot (the report follows the audit row). */
 async function endRunsInFlight(tx: PoolClient, input: ReassertInput): Promise<ReassertSummary['runs_ended']> {
   const { rows } = await tx.query<InFlightRun>(
     `SELECT r.run_id, r.mode, r.status, r.phase,
@@ -215,6 +217,5 @@ async function endRunsInFlight(tx: PoolClient, input: ReassertInput): Promise<Re
     await releaseCorpusLock(tx, run.run_id);
     await discardStagedSnapshot(tx, run.run_id);
   }
-  for (const run of rows) await saveReport(tx, run.run_id, await buildReport(tx, run.run_id));
   return rows.map((r) => ({ run_id: r.run_id, status: r.status, phase: r.phase, applied: r.applied_at !== null }));
 }

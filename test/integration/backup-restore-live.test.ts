@@ -11,6 +11,7 @@ import { restoreBackup } from '../../shared/backup/restore.js';
 import { HOLD_SCHEMA } from '../../shared/db/restore-hold.js';
 import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { handAddedExecute, runAppliedLive, trustLocalSovereign, type AppliedRun } from '../support/applied-run.js';
+import { auditRowHead, reportHead } from '../support/audit-head.js';
 import { runCli } from '../support/cli.js';
 import { createDemoDatabase, dropDatabase, queryOnce, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
@@ -71,6 +72,7 @@ describe('cutter backup restore --force of an applied run’s own backup into it
     await env.fleet?.close();
     delete env.fleet;
     chainBefore = await chainOf(env.db.url);
+    const reportHeadBefore = await reportHead(env.db.pool, applied.runId);
     const result = await runCli(['backup', 'restore', applied.backupFile, '--into', env.db.url, '--force'], env.env);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain("fingerprints: every table equals the manifest's");
@@ -117,6 +119,11 @@ describe('cutter backup restore --force of an applied run’s own backup into it
     const verified = await runCli(['audit', 'verify'], env.env);
     expect(verified.code, verified.stderr).toBe(0);
     expect(verified.stdout.trim()).toBe(`audit chain intact: ${chainAfter.length} row(s)`);
+    // The report of the run the restore ended names the chain's head with the restore's row in it, and the
+    // head its report had before (the rows the backup lacked, put back) is still held.
+    const head = await reportHead(env.db.pool, applied.runId);
+    expect(head).toBe(await auditRowHead(env.db.pool, 'backup.restored'));
+    expect((await runCli(['audit', 'verify', '--head', reportHeadBefore], env.env)).code).toBe(0);
   });
 
   it('a hand-added execute job for that run, with a fleet running, applies nothing', async () => {
