@@ -4,9 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatHead, headInReport, type ChainHead } from '../../shared/audit/head.js';
 import { readManifest } from '../../shared/backup/manifest.js';
+import { createRedis } from '../../shared/redis.js';
+import { enqueueRun } from '../../producers/flow/enqueue.js';
+import { auditRowHead, reportHead as storedReportHead } from '../support/audit-head.js';
 import { runCli } from '../support/cli.js';
+import { startPrivateRedis } from '../support/redis-server.js';
 import { waitFor } from '../support/poll.js';
-import { createRunEnv, type RunEnv } from '../support/run-env.js';
+import { createRunEnv, DEMO_SNAPSHOT, type RunEnv } from '../support/run-env.js';
 import { startReceiver, webhookSecret, type Receiver } from '../support/webhook-receiver.js';
 
 /**
@@ -121,6 +125,36 @@ describe('the audit chain head of a run that ended', () => {
     expect(held.stdout).toBe(`audit chain intact: ${rows.length} row(s)\nhead ${formatHead(reportHead)}: held (row ${reportHead.seq} of ${rows.length}, same hash)\n`);
     expect((await verify('--head', manifest.audit_head ?? '?')).code).toBe(0);
   }, 120_000);
+
+  it('is in the report of a run whose jobs never reached Redis, which ends failed and announced like a failed phase', async () => {
+    // A Redis of its own that answers but refuses every write: full, with nothing it may evict.
+    const full = await startPrivateRedis({ appendOnly: false });
+    const redis = createRedis(full.url);
+    try {
+      await redis.config('SET', 'maxmemory', '1');
+      await expect(
+        enqueueRun(
+          { pool: env.db.pool, redis, prefix: env.cfg.CUTTER_QUEUE_PREFIX },
+          { target: 'icx-work', snapshotPath: DEMO_SNAPSHOT, mode: 'dry', operator: 'tester', approvalWindowS: 3600 },
+        ),
+      ).rejects.toMatchObject({ code: 'ENQUEUE_FAILED' });
+    } finally {
+      redis.disconnect();
+      await full.stop();
+    }
+    const { rows } = await env.db.pool.query<{ run_id: string; status: string; failed_phase: string; locks: number }>(
+      `SELECT run_id, status, failed_phase, (SELECT count(*)::int FROM cutter_governance.corpus_lock) AS locks
+         FROM cutter_governance.run WHERE error_code = 'ENQUEUE_FAILED'`,
+    );
+    expect(rows).toEqual([{ run_id: expect.any(String) as string, status: 'failed', failed_phase: 'precheck', locks: 0 }]);
+    const failed = rows[0]?.run_id ?? '?';
+    expect(await storedReportHead(env.db.pool, failed)).toBe(await auditRowHead(env.db.pool, 'run.failed', failed));
+    const { rows: events } = await env.db.pool.query<{ type: string; audit_head: string }>(
+      `SELECT type, data->>'audit_head' AS audit_head FROM cutter_governance.notification WHERE run_id = $1`,
+      [failed],
+    );
+    expect(events).toEqual([{ type: 'run.failed', audit_head: await storedReportHead(env.db.pool, failed) }]);
+  }, 60_000);
 
   it('catches a tail cut off as an in-place restore of the older backup would leave it, which the plain walk does not', async () => {
     await env.fleet?.close();
