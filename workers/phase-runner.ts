@@ -151,14 +151,16 @@ async function failClosed(deps: PhaseDeps, runId: string, phase: Phase, err: Err
   // The status, the report and the audit row change together, so whoever sees the run ended also sees why,
   // and the event that announces it (docs/notifications.md) exists exactly when it ended.
   // Its corpus lock, staged rows and kill switch go in the same commit: nobody sees the run ended while its switch is still on.
+  // The audit row and the report come last: appending holds the chain's lock until the commit, and the
+  // report names the chain's head, which then includes the end's own row.
   await withTransaction(deps.pool, async (tx) => {
-    if (await failRun(tx, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' })) {
-      await saveReport(tx, runId, await buildReport(tx, runId));
-      await appendAudit(tx, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
-    }
+    const ended = await failRun(tx, { runId, phase, code, message: err.message, status: expired ? 'expired' : 'failed' });
     await releaseCorpusLock(tx, runId);
     await discardStagedSnapshot(tx, runId);
     await disarmSwitchForRun(tx, runId, `worker:${phase}-failed`);
+    if (!ended) return;
+    await appendAudit(tx, { actor: 'worker', kind: expired ? 'run.expired' : 'run.failed', runId, detail: { phase, code } });
+    await saveReport(tx, runId, await buildReport(tx, runId));
   });
   // The later phases' jobs go before this one fails: it keeps its own error, and none of them a child-failed copy.
   await removeRunJobs(deps.queues, runId, { after: phase });

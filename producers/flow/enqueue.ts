@@ -10,8 +10,9 @@ import { fileSha256 } from '../../shared/file-hash.js';
 import type { RunMode } from '../../shared/jobs/catalog.js';
 import { removeRunJobs } from '../../shared/jobs/cleanup.js';
 import { openPhaseQueues } from '../../shared/jobs/queues.js';
+import { buildReport } from '../../shared/runs/report.js';
 import { isStopped } from '../../shared/runs/status.js';
-import { failRun, getRun, getRunByIdempotencyKey, insertRun, newRunId } from '../../shared/runs/store.js';
+import { failRun, getRun, getRunByIdempotencyKey, insertRun, newRunId, saveReport } from '../../shared/runs/store.js';
 import { acquireCorpusLock, releaseCorpusLock } from '../../shared/targets/lock.js';
 import { requireC3 } from '../../shared/targets/criteria.js';
 import { requireTarget, type TargetRecord } from '../../shared/targets/registry.js';
@@ -68,14 +69,28 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
   try {
     await producer.add(buildRunFlow({ runId, mode: req.mode, approvalWindowMs: req.approvalWindowS * 1000, prefix: deps.prefix }));
   } catch (err) {
-    await failRun(deps.pool, { runId, phase: 'precheck', code: 'ENQUEUE_FAILED', message: `could not add the flow: ${(err as Error).message}` });
-    await releaseCorpusLock(deps.pool, runId);
+    await failUnenqueued(deps.pool, { runId, operator: req.operator, message: `could not add the flow: ${(err as Error).message}` });
     throw new CutterError('ENQUEUE_FAILED', `could not add the run's jobs to Redis: ${(err as Error).message}`, { cause: err });
   } finally {
     await producer.close();
   }
   await removeIfCancelledMeanwhile(deps, runId);
   return { runId, created: true };
+}
+
+/**
+ * A run whose flow never reached Redis ends as a failed phase would, in one
+ * commit: its status, its corpus lock let go, a run.failed audit row (which
+ * announces it), and its report, last, naming the audit chain's head.
+ */
+async function failUnenqueued(pool: Pool, args: { runId: string; operator: string; message: string }): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    const ended = await failRun(tx, { runId: args.runId, phase: 'precheck', code: 'ENQUEUE_FAILED', message: args.message });
+    await releaseCorpusLock(tx, args.runId);
+    if (!ended) return;
+    await appendAudit(tx, { actor: args.operator, kind: 'run.failed', runId: args.runId, detail: { phase: 'precheck', code: 'ENQUEUE_FAILED' } });
+    await saveReport(tx, args.runId, await buildReport(tx, args.runId));
+  });
 }
 
 /**

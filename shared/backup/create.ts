@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type pg from 'pg';
+import { formatHead, readChainHead } from '../audit/head.js';
 import { BackupRunnerError } from './errors.js';
 import { FINGERPRINT_METHOD, fingerprintTables, type FingerprintPacing, type DumpFingerprint } from './fingerprint.js';
 import { packetRecipients } from './gpg.js';
@@ -68,6 +69,7 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
   const written: string[] = [];
   try {
     const server = await exportSnapshot(client);
+    const auditHead = await chainHeadInSnapshot(client);
     // pg_dump's version is asked of the binary it runs once it streams (Debian's
     // wrapper has exec'd it by then), or of PATH if it never got that far.
     let markStreaming: () => void = () => undefined;
@@ -167,6 +169,7 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
       fingerprint_method: FINGERPRINT_METHOD,
       tables,
       warnings: streamed.warnings,
+      audit_head: auditHead,
     };
     const manifestFile = manifestPathFor(file);
     await writeFileAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -258,6 +261,14 @@ async function exportSnapshot(client: pg.Client): Promise<ServerInfo> {
   const row = info.rows[0];
   if (!row) throw new Error('pg_export_snapshot returned no row');
   return row;
+}
+
+/** The audit chain's head in the exported snapshot: the last audit row the dump holds (null in a database without a chain). */
+async function chainHeadInSnapshot(client: pg.Client): Promise<string | null> {
+  const { rows } = await client.query<{ found: boolean }>(`SELECT to_regclass('cutter_governance.audit_event') IS NOT NULL AS found`);
+  if (!rows[0]?.found) return null;
+  const head = await readChainHead(client);
+  return head ? formatHead(head) : null;
 }
 
 /** Fingerprints inside the exporting transaction; a savepoint keeps a failure from ending that transaction (and with it pg_dump's snapshot). */

@@ -38,6 +38,13 @@ export const manifestSchema = z.object({
     }),
   ),
   warnings: z.array(z.string()),
+  /**
+   * The audit chain's head in the dump's snapshot (`SEQ:HASH` of the last
+   * audit row the backup holds), kept outside the database for `cutter audit
+   * verify --head`; null for a database without a chain, and read as null from
+   * a manifest written before heads were recorded.
+   */
+  audit_head: z.string().regex(/^[0-9]+:[0-9a-f]{64}$/).nullable().default(null),
 });
 
 export type BackupManifest = z.output<typeof manifestSchema>;

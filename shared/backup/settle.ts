@@ -92,6 +92,8 @@ export async function settleRestore(tx: PoolClient, input: SettleInput): Promise
     kind: 'backup.restored',
     detail: { file: input.file, sha256: input.sha256, backup_run_id: input.backupRunId, tables: input.tables, ...settlement },
   });
+  // The reports of the runs it abandoned follow the row that records their end: they name the chain's head, that row.
+  for (const run of abandoned) await saveReport(tx, run.run_id, await buildReport(tx, run.run_id));
   return { ...settlement, audit_seq: seq };
 }
 
@@ -103,7 +105,7 @@ interface InFlightRun {
   plan_sha256: string | null;
 }
 
-/** Ends every run in flight as abandoned: status, active phase, lock, staged snapshot, report. */
+/** Ends every run in flight as abandoned: status, active phase, lock, staged snapshot (the report follows the audit row). */
 async function abandonRunsInFlight(tx: PoolClient, input: SettleInput): Promise<RestoreSettlement['runs_abandoned']> {
   const { rows } = await tx.query<InFlightRun>(
     `SELECT r.run_id, r.status, r.phase, l.applied_at, l.plan_sha256
@@ -139,6 +141,5 @@ async function abandonRunsInFlight(tx: PoolClient, input: SettleInput): Promise<
     await releaseCorpusLock(tx, run.run_id);
     await discardStagedSnapshot(tx, run.run_id);
   }
-  for (const run of rows) await saveReport(tx, run.run_id, await buildReport(tx, run.run_id));
   return rows.map((r) => ({ run_id: r.run_id, status: r.status, phase: r.phase, applied: r.applied_at !== null }));
 }

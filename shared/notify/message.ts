@@ -11,6 +11,8 @@ export interface WebhookBody {
     status: string;
     phase: string | null;
     plan_sha256: string | null;
+    /** The audit chain's head when the event happened, its own row: `SEQ:HASH` for `cutter audit verify --head`. */
+    audit_head: string | null;
     url: string;
     /** One line a chat tool's incoming webhook can show as it is. */
     text: string;
@@ -31,7 +33,7 @@ export function webhookBody(event: NotificationEvent, boardUrl: string): Webhook
   const d = event.data;
   const url = runPageUrl(boardUrl, event.run_id);
   const run = `cutter run ${event.run_id} (${d.mode}, target ${d.target})`;
-  const base = { run_id: event.run_id, target: d.target, mode: d.mode, status: d.status, phase: d.phase, plan_sha256: d.plan_sha256, url };
+  const base = { run_id: event.run_id, target: d.target, mode: d.mode, status: d.status, phase: d.phase, plan_sha256: d.plan_sha256, audit_head: d.audit_head, url };
   const body = (text: string, extra: Partial<WebhookBody['data']> = {}): WebhookBody => ({
     type: event.type,
     timestamp: event.at.toISOString(),

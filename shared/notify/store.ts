@@ -20,6 +20,8 @@ const eventData = z.object({
   reason: z.string().nullable(),
   gate: z.string().nullable(),
   key_name: z.string().nullable(),
+  /** The audit chain's head, the event's own row (`SEQ:HASH`); null for an event announced before heads were recorded. */
+  audit_head: z.string().nullable().default(null),
 });
 
 /** One announced event, as the trigger recorded it when it happened. */

@@ -211,12 +211,13 @@ async function failLostRun(deps: ReconcileDeps, runId: string): Promise<LostRun 
         message: `${gone}; failed closed: nothing was applied (no execution_ledger row); enqueue the run again`,
       });
     }
-    await saveReport(tx, runId, await buildReport(tx, runId));
     // Everything a failed phase gives back, in the same transaction as the verdict.
     await releaseCorpusLock(tx, runId);
     await discardStagedSnapshot(tx, runId);
     await disarmSwitchForRun(tx, runId, 'reconciler:run-lost');
     await appendAudit(tx, { actor: 'reconciler', kind: 'run.lost', runId, detail: { code, status: run.status, phase: run.phase, missing_jobs: missing, failed_jobs: failed, applied: Boolean(applied) } });
+    // Last: the report names the audit chain's head, the row just appended.
+    await saveReport(tx, runId, await buildReport(tx, runId));
     return { runId, code, status: run.status, phase: run.phase, missing, failed, applied: Boolean(applied) };
   });
 }

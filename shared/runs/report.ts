@@ -1,3 +1,4 @@
+import { formatHead, readChainHead, REPORT_HEAD_LABEL } from '../audit/head.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { Phase } from '../jobs/catalog.js';
 import type { PhaseResult } from '../jobs/results.js';
@@ -20,7 +21,11 @@ function reader(unreadable: string[]) {
   };
 }
 
-/** The markdown run report, built from what Postgres holds about the run. */
+/**
+ * The markdown run report, built from what Postgres holds about the run,
+ * ending with the audit chain's head. Where a run ends it is built after the
+ * end's audit row, in the same transaction, so the head written is that row.
+ */
 export async function buildReport(pool: Pool | PoolClient, runId: string): Promise<string> {
   const run = await getRun(pool, runId);
   if (!run) return `# Run ${runId}\n\nNo such run.\n`;
@@ -89,6 +94,10 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
   } else lines.push(...absent('verify'));
   if (unreadable.length) lines.push('## Unreadable records', '', ...unreadable.map((u) => `- ${u}`), '');
   lines.push(`## Verdict`, '', `**${run.verdict ?? 'none'}**`, '');
+  // Last, and read last: built where a run ends, after its end's audit row in the same transaction, so the head includes it.
+  const head = await readChainHead(pool);
+  lines.push('## Audit chain', '', `${REPORT_HEAD_LABEL} ${head ? formatHead(head) : 'none (the chain is empty)'}`, '',
+    "The chain's last row when this report was written, kept outside the database: `cutter audit verify --report FILE` fails when the chain no longer holds it (rows cut off, or rewritten at or before it).", '');
   return lines.join('\n');
 }
 

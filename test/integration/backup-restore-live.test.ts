@@ -6,6 +6,7 @@ import { manifestPathFor, readManifest } from '../../shared/backup/manifest.js';
 import { restoreBackup } from '../../shared/backup/restore.js';
 import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { handAddedExecute, runAppliedLive, trustLocalSovereign, type AppliedRun } from '../support/applied-run.js';
+import { auditRowHead, reportHead } from '../support/audit-head.js';
 import { runCli } from '../support/cli.js';
 import { createDemoDatabase, dropDatabase, queryOnce, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
@@ -67,6 +68,7 @@ describe('cutter backup restore --force of an applied run’s own backup into it
     delete env.fleet;
     expect(await env.corpus()).not.toEqual(corpusBeforeCut);
     const chainBefore = await chainOf(env.db.url);
+    const reportHeadBefore = await reportHead(env.db.pool, applied.runId);
     const result = await runCli(['backup', 'restore', applied.backupFile, '--into', env.db.url, '--force'], env.env);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('in place: the corpus tables only; governance tables, execution ledger and audit chain kept as they were');
@@ -99,6 +101,8 @@ describe('cutter backup restore --force of an applied run’s own backup into it
     const verified = await runCli(['audit', 'verify'], env.env);
     expect(verified.code, verified.stderr).toBe(0);
     expect(verified.stdout.trim()).toBe(`audit chain intact: ${chainAfter.length} row(s)`);
+    // The head the run's report took out of the database when it ended is still in the chain.
+    expect((await runCli(['audit', 'verify', '--head', reportHeadBefore], env.env)).code).toBe(0);
   });
 
   it('a hand-added execute job for that run, with a fleet running, applies nothing; a new run on the target enqueues and succeeds', async () => {
@@ -168,6 +172,8 @@ describe('a restore into a new database (disaster recovery)', () => {
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     try {
       expect((await verifyAuditChain(pool)).ok).toBe(true);
+      // The abandoned run's report names the chain's head with the restore's row in it.
+      expect(await reportHead(pool, applied.runId)).toBe(await auditRowHead(pool, 'backup.restored'));
     } finally {
       await pool.end();
     }

@@ -11,7 +11,7 @@ import type { BackupManifest } from '../../shared/backup/manifest.js';
 import { backupSpecFrom } from '../../shared/backup/spec.js';
 import { verifyBackup } from '../../shared/backup/verify.js';
 import { seedDemo } from '../../shared/demo/seed.js';
-import { runCli } from '../support/cli.js';
+import { runCli, type CliResult } from '../support/cli.js';
 import { createTestDatabase, dropDatabase, testDatabaseUrl, uniqueDatabaseName, type TestDatabase } from '../support/db.js';
 import { createTestKey, type TestKeyring, type TestKeyringDir } from '../support/gpg.js';
 
@@ -22,6 +22,8 @@ let outDir: string;
 /** The backup every test below checks, taken once through the CLI. */
 let backupFile: string;
 let manifest: BackupManifest;
+/** What `cutter backup create` answered. */
+let created: CliResult;
 const scratch: string[] = [];
 const dirs: string[] = [];
 
@@ -123,7 +125,7 @@ beforeAll(async () => {
   publicOnly = key.publicOnly();
   outDir = tempDir('backups');
 
-  const created = await runCli(['backup', 'create', '--out', outDir], cliEnv());
+  created = await runCli(['backup', 'create', '--out', outDir], cliEnv());
   expect(created.code, created.stderr).toBe(0);
   expect(created.stderr).toMatch(/backup: \d+ bytes written, done/);
   backupFile = /^backup: +(\S+)$/m.exec(created.stdout)?.[1] ?? '';
@@ -171,6 +173,13 @@ describe('cutter backup create', () => {
     expect(hashes).toMatchObject({ 'public.backup_test_filler': 'text', 'public.unit_version': 'record' });
     // No password, ever: the manifest names the database, not the URL.
     expect(JSON.stringify(manifest)).not.toContain('postgres://');
+  });
+
+  it('records the audit chain head the dump holds, and prints it', async () => {
+    const { rows } = await db.pool.query<{ head: string }>(`SELECT seq || ':' || hash AS head FROM cutter_governance.audit_event ORDER BY seq DESC LIMIT 1`);
+    expect(rows[0]?.head).toMatch(/^\d+:[0-9a-f]{64}$/);
+    expect(manifest.audit_head).toBe(rows[0]?.head);
+    expect(created.stdout).toContain(`audit:    chain head ${manifest.audit_head ?? '?'} (cutter audit verify --head ${manifest.audit_head ?? '?'})\n`);
   });
 
   it('the dump inside is pg_dump custom format at zlib level 1, as the manifest says', () => {

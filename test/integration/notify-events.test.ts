@@ -6,6 +6,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBoardServer, type BoardServer } from '../../board/server.js';
 import { runView } from '../../shared/runs/view.js';
+import { auditRowHead, reportHead } from '../support/audit-head.js';
 import { runCli } from '../support/cli.js';
 import { waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
@@ -46,7 +47,7 @@ afterAll(async () => {
 interface Body {
   type: string;
   timestamp: string;
-  data: { run_id: string; target: string; mode: string; status: string; phase: string | null; plan_sha256: string | null; url: string; text: string; error_code?: string; approval?: { gate: string }; sign?: { plan_sha256: string; gates: string[]; command: string; plan_url: string } };
+  data: { run_id: string; target: string; mode: string; status: string; phase: string | null; plan_sha256: string | null; audit_head: string | null; url: string; text: string; error_code?: string; approval?: { gate: string }; sign?: { plan_sha256: string; gates: string[]; command: string; plan_url: string } };
 }
 
 /** Every event the receiver accepted, by webhook-id, after checking each request's signature independently. */
@@ -156,6 +157,14 @@ describe('notifications of run events', () => {
     expect(r.map((b) => b.type)).toEqual(['run.awaiting_approval', 'run.rejected']);
     expect(r[1]?.data).toMatchObject({ run_id: rejected, status: 'rejected' });
     expect(r[1]?.data.text).toContain('the plan touches the wrong units');
+
+    // Each end's event and its run's report name the same audit chain head: the end's own audit row.
+    const ends = [[approved, a[3], 'run.verified'], [failed, f[0], 'run.failed'], [expired, e[1], 'run.expired'], [cancelled, c[1], 'run.cancelled'], [rejected, r[1], 'run.rejected']] as const;
+    for (const [id, end, kind] of ends) {
+      const head = await auditRowHead(env.db.pool, kind, id);
+      expect(end?.data.audit_head).toBe(head);
+      expect(await reportHead(env.db.pool, id)).toBe(head);
+    }
 
     for (const b of events.values()) expect(b.data.text).not.toMatch(/\n/);
     for (const r of receiver.requests) {

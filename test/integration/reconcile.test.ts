@@ -10,6 +10,7 @@ import { runView } from '../../shared/runs/view.js';
 import type { PhaseProcessor } from '../../workers/context.js';
 import { startFleet, type StandIns, type Fleet } from '../../workers/fleet.js';
 import { runEffect } from '../chaos/support/outcomes.js';
+import { auditRowHead, reportHead } from '../support/audit-head.js';
 import { waitFor } from '../support/poll.js';
 import { armSwitch, createRunEnv, DEMO_SNAPSHOT, type RunEnv, STAND_IN_GATE } from '../support/run-env.js';
 
@@ -116,6 +117,8 @@ describe('the reconciler', () => {
     expect(ended).toMatchObject({ status: 'failed', error_code: RUN_LOST, failed_phase: 'approval-gate' });
     expect(ended?.error_message).toMatch(/no approval-gate, backup, execute, verify job under prefix .*nothing was applied/);
     expect(ended?.report).toContain('RUN_LOST');
+    // The report names the audit chain's head with the run's end in it: its run.lost row.
+    expect(await reportHead(env.db.pool, runId)).toBe(await auditRowHead(env.db.pool, 'run.lost', runId));
     const cutplan = await env.db.pool.query<{ state: string }>(`SELECT state FROM cutter_governance.run_phase WHERE run_id = $1 AND phase = 'cutplan'`, [runId]);
     expect(cutplan.rows[0]?.state).toBe('completed');
     expect((await env.db.pool.query('SELECT 1 FROM cutter_governance.corpus_lock')).rowCount).toBe(0);

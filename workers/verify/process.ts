@@ -41,9 +41,9 @@ export const verifyWorker: PhaseWorker<'verify'> = {
   },
   complete: async (tx, run, result) => {
     const ended = await finishRun(tx, { runId: run.run_id, verdict: result.verdict });
-    await saveReport(tx, run.run_id, await buildReport(tx, run.run_id));
     // The verdict's audit row commits with the run's end, and only when this ended it: it announces
-    // run.succeeded or run.failed. Last, since appending holds the audit chain's lock until the commit.
+    // run.succeeded or run.failed. The report follows it: it names the chain's head, this row.
     if (ended) await appendAudit(tx, { actor: 'worker', kind: 'run.verified', runId: run.run_id, detail: { verdict: result.verdict, checks: result.checks } });
+    await saveReport(tx, run.run_id, await buildReport(tx, run.run_id));
   },
 };

@@ -96,6 +96,7 @@ export function registerBackupCommands(program: Command, ctx: () => CliContext):
         out(`database: ${m.database} (PostgreSQL ${m.server_version}), ${m.tables.length} table(s), ${m.tables.reduce((n, t) => n + t.rows, 0)} row(s)`);
         out(`size:     ${m.bytes} bytes, sha256 ${m.sha256}`);
         out(`for:      ${m.recipient_fpr} (encryption subkey ${m.encryption_subkey_id})`);
+        if (m.audit_head) out(`audit:    chain head ${m.audit_head} (cutter audit verify --head ${m.audit_head})`);
       } finally {
         process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
       }

@@ -4,8 +4,11 @@
 -- here, in that transaction, so a delivery retried later still says what was
 -- true when the event happened. The webhook id comes from the audit row's
 -- hash, which a restore keeps, so an event put back by a restore and sent
--- again carries the id receivers already saw. SECURITY DEFINER: the
--- application writes the outbox only through this trigger.
+-- again carries the id receivers already saw. The event carries the chain's
+-- head, its own row (appends are serialised until commit), so a receiver
+-- keeps a head outside the database for `cutter audit verify --head`.
+-- SECURITY DEFINER: the application writes the outbox only through this
+-- trigger.
 CREATE OR REPLACE FUNCTION cutter_governance.announce_audit_event()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -46,7 +49,8 @@ BEGIN
             'error_code', coalesce(NEW.detail->>'code', v_run.error_code),
             'reason', NEW.detail->>'reason',
             'gate', NEW.detail->>'gate',
-            'key_name', NEW.detail->>'key_name'))
+            'key_name', NEW.detail->>'key_name',
+            'audit_head', NEW.seq::text || ':' || NEW.hash))
   ON CONFLICT (seq) DO NOTHING;
   PERFORM pg_notify('cutter_notification', NEW.seq::text);
   RETURN NULL;
