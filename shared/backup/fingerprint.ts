@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { ident } from '../db/pool.js';
-import { HOLD_SCHEMA } from '../db/restore-hold.js';
 
 /**
  * Table fingerprints: the exact row count and an order-independent hash of
@@ -57,8 +56,7 @@ const STABLE_OUTPUT = [
 
 /**
  * Ordinary tables whose rows pg_dump writes (not system, not temporary, not
- * members of an extension, which pg_dump leaves to the extension, not an
- * unfinished restore's hold, which pgdump.ts leaves out), and
+ * members of an extension, which pg_dump leaves to the extension), and
  * whether every column hashes by value (arrays by their element type).
  */
 const LIST_TABLES = `
@@ -80,7 +78,6 @@ const LIST_TABLES = `
      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
      AND n.nspname NOT LIKE 'pg\\_toast%'
      AND n.nspname NOT LIKE 'pg\\_temp%'
-     AND n.nspname <> $2
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                       WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
    ORDER BY 1, 2`;
@@ -121,8 +118,6 @@ export async function fingerprintTables(
   const pacer = options.pacing ? paced(options.pacing) : undefined;
   const tables = await client.query<{ schema: string; name: string; by_value: boolean; pages: number }>(LIST_TABLES, [
     BY_VALUE_TYPES,
-    // pg_dump leaves an unfinished restore's hold out (pgdump.ts), so its tables are no part of a backup.
-    HOLD_SCHEMA,
   ]);
   const out: DumpFingerprint[] = [];
   for (const t of tables.rows) {

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
-import { HOLD_SCHEMA } from '../db/restore-hold.js';
 import { BackupRunnerError } from './errors.js';
 import { followFile } from './follow.js';
 import { encryptArgs, statusLines } from './gpg.js';
@@ -94,8 +93,6 @@ export async function dumpEncrypted(input: DumpStreamInput): Promise<DumpStreamR
       `--compress=${DUMP_COMPRESS_LEVEL}`,
       `--snapshot=${input.snapshot}`,
       `--lock-wait-timeout=${LOCK_WAIT_SECONDS * 1000}`,
-      // An unfinished restore's hold is never part of a backup (restore-hold.ts): restoring it would overwrite a newer hold.
-      `--exclude-schema=${HOLD_SCHEMA}`,
       '--no-password',
       '--dbname', dbname,
     ],

@@ -181,7 +181,6 @@ describe('the audit chain head of a run that ended', () => {
       ok: false,
       rows: backupHead.seq,
       first_bad: null,
-      unfinished_restore: null,
       head: { head: formatHead(reportHead), state: 'missing', chain_ends_at: backupHead.seq, missing_rows: { from: backupHead.seq + 1, to: reportHead.seq }, actual_hash: null },
     });
     // The backup's own head is still there: it is the chain's end now.

@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { checkChainHead, formatHead, headInReport, headProblem, parseHead, type ChainHead, type HeadCheck } from '../../../shared/audit/head.js';
 import { verifyAuditChain } from '../../../shared/audit/verify.js';
-import { finishHint } from '../../../shared/db/restore-hold.js';
 import { CutterError } from '../../../shared/errors.js';
 import { type CliContext, out, outJson } from '../context.js';
 
@@ -33,7 +32,7 @@ export function registerAuditCommands(program: Command, ctx: () => CliContext): 
   const audit = program.command('audit').description('the append-only audit chain');
   audit
     .command('verify')
-    .description('walk the hash chain; exit 1 naming the first bad row, an unfinished restore, or a head written down earlier that the chain no longer holds')
+    .description('walk the hash chain; exit 1 naming the first bad row or a head written down earlier that the chain no longer holds')
     .option('--head <seq:hash>', 'a head written down earlier (a report, a webhook event, a backup manifest): the chain must still hold it')
     .option('--report <file>', "read the head from a run report's `audit chain head:` line")
     .option('--json', 'print the outcome as one JSON object')
@@ -43,25 +42,22 @@ export function registerAuditCommands(program: Command, ctx: () => CliContext): 
       const result = await verifyAuditChain(pool);
       const check: HeadCheck | null = head ? await checkChainHead(pool, head) : null;
       const problem = head && check ? headProblem(head, check) : null;
-      const hint = result.unfinishedRestore ? finishHint(result.unfinishedRestore) : null;
       if (opts.json) {
         outJson({
           ok: result.ok && problem === null,
           rows: result.rows,
           first_bad: result.firstBad ?? null,
-          unfinished_restore: hint,
           head: head && check ? headJson(head, check) : null,
         });
       }
       // A head the chain lost says more than the walk: a cut tail or a re-linked rewrite walks intact.
       if (problem && check) {
-        const also = result.firstBad ? `; and the chain is broken at row ${result.firstBad.seq}: ${result.firstBad.reason}` : hint ? `; ${hint}` : '';
+        const also = result.firstBad ? `; and the chain is broken at row ${result.firstBad.seq}: ${result.firstBad.reason}` : '';
         throw new CutterError(check.state === 'missing' ? 'AUDIT_HEAD_MISSING' : 'AUDIT_HEAD_MISMATCH', `${problem}${also}`);
       }
       if (!result.ok && result.firstBad) {
         throw new CutterError('AUDIT_CHAIN_BROKEN', `audit chain broken at row ${result.firstBad.seq}: ${result.firstBad.reason}`);
       }
-      if (hint) throw new CutterError('AUDIT_RESTORE_UNFINISHED', `audit chain of ${result.rows} row(s) is intact, but ${hint}`);
       if (opts.json) return;
       out(`audit chain intact: ${result.rows} row(s)`);
       if (head) out(`head ${formatHead(head)}: held (row ${head.seq} of ${result.rows}, same hash)`);
