@@ -87,8 +87,10 @@ describe('cutter backup restore --force of an applied run’s own backup into it
     expect(run).toMatchObject({ status: 'failed', error_code: 'RUN_RESTORED', failed_phase: 'backup' });
     expect(run?.report).toContain('RUN_RESTORED');
     expect(run?.report).toContain(`WAS applied`);
-    expect(await one(env.db.url, 'SELECT run_id, plan_sha256 FROM cutter_governance.execution_ledger')).toEqual([
-      { run_id: applied.runId, plan_sha256: applied.planSha256 },
+    // The demo seed's history applied its enactment first (docs/design.md §2).
+    expect(await one(env.db.url, 'SELECT run_id, plan_sha256 = $1 AS same FROM cutter_governance.execution_ledger ORDER BY applied_at', [applied.planSha256])).toEqual([
+      { run_id: 'run-demo-history-1', same: false },
+      { run_id: applied.runId, same: true },
     ]);
     const approvals = await one<{ gate: string; consumed: boolean }>(
       env.db.url,
@@ -267,7 +269,10 @@ describe('an in-place restore of a backup older than migration 020', () => {
         migrations_applied: ['020_ledger_stands_alone.sql'],
         ledger_rows_reinserted: ['run-after-the-backup'],
       });
-      expect(await one(old.url, 'SELECT run_id FROM cutter_governance.execution_ledger')).toEqual([{ run_id: 'run-after-the-backup' }]);
+      expect(await one(old.url, 'SELECT run_id FROM cutter_governance.execution_ledger ORDER BY applied_at')).toEqual([
+        { run_id: 'run-demo-history-1' }, // in the backup: the demo seed's history
+        { run_id: 'run-after-the-backup' },
+      ]);
       const after = await chainOf(old.url);
       expect(after.slice(0, chain.length)).toEqual(chain);
       expect(after).toHaveLength(chain.length + 1);
