@@ -26,8 +26,9 @@ import type { ReplayedPhase } from './replay.js';
  * (workers/<phase>/process.ts) through the same shared functions, except
  * where the seed has no way to: it uses no Redis and no gpg, so precheck
  * records no Redis durability or backup selftest, and the backup phase
- * records that no backup was taken (HISTORY_BACKUP). Events a worker would
- * audit are audited by SEED_ACTOR, so the chain says who wrote them.
+ * records that no backup was taken (historyBackup). The events the seed
+ * audits in a worker's place are audited by SEED_ACTOR, so the chain says
+ * who wrote them.
  */
 
 /** Who wrote what a worker writes in a live system. */
