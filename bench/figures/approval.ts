@@ -32,9 +32,9 @@ async function setUp(): Promise<Harness> {
   const url = scratchUrl('approval');
   await migrate(url, { execRole: config().CUTTER_EXEC_ROLE });
   const pool = createPool(url, { max: 4 });
-  await seedDemo(pool, 'bench');
-  await registerDemoWorkTarget(pool, 'bench');
   const dir = mkdtempSync(join(tmpdir(), 'cutter-bench-keys-'));
+  await seedDemo(pool, 'bench', { sovereignDir: join(dir, 'demo-sovereign'), execRole: config().CUTTER_EXEC_ROLE });
+  await registerDemoWorkTarget(pool, 'bench');
   const prefix = `bench-appr-${process.pid}`;
   const cfg = parseConfig({
     ...process.env,

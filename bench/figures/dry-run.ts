@@ -42,7 +42,7 @@ export const dryRunBench: Bench = {
     try {
       await migrate(url, { execRole: base.CUTTER_EXEC_ROLE });
       const pool = createPool(url);
-      await seedDemo(pool, 'bench');
+      await seedDemo(pool, 'bench', { sovereignDir: join(dir, 'demo-sovereign'), execRole: base.CUTTER_EXEC_ROLE });
       await registerDemoWorkTarget(pool, 'bench');
       const snapshot = join(dir, 'ten.ndjson');
       const lines = Array.from({ length: 10 }, (_, i) => {

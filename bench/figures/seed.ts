@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { config } from '../../shared/config.js';
 import { migrate } from '../../shared/deploy/migrate.js';
@@ -61,8 +64,10 @@ export const seedBench: Bench = {
       const cutter = await timed(async () => {
         await migrate(url, { execRole: config().CUTTER_EXEC_ROLE });
         const pool = createPool(url);
-        await seedDemo(pool, 'bench');
+        const sovereignDir = mkdtempSync(join(tmpdir(), 'cutter-bench-seed-'));
+        await seedDemo(pool, 'bench', { sovereignDir, execRole: config().CUTTER_EXEC_ROLE });
         await pool.end();
+        rmSync(sovereignDir, { recursive: true, force: true });
       });
       const floor = await timed(async () => {
         const { database, maintenanceUrl } = splitDatabaseUrl(floorUrl);

@@ -58,7 +58,7 @@ export async function submitApproval(deps: ApprovalDeps, runId: string, body: un
 }
 
 /** The rules of DESIGN §3 that need no lock, in the order a hostile or clumsy request meets them; throws the refusal. */
-export async function checkSubmission(deps: ApprovalDeps, runId: string, body: unknown): Promise<CheckedSubmission> {
+export async function checkSubmission(deps: Pick<ApprovalDeps, 'pool' | 'keys' | 'now'>, runId: string, body: unknown): Promise<CheckedSubmission> {
   const now = deps.now?.() ?? new Date();
   // Signature first: a forged or malformed request is refused before it costs a database round trip.
   const signed = verifySigned(parseEnvelope(body), deps.keys);

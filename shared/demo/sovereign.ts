@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -12,34 +13,35 @@ import type { TransitionKind } from '../units/lifecycle.js';
 import { openPhaseQueues } from '../jobs/queues.js';
 
 /**
- * A local sovereign for the demo and the bench, never for production: an
- * Ed25519 key pair kept in `dir` (made once), whose public half is the only
- * trusted key (SOVEREIGN_KEYS = dir/public), and a function that signs SG_1 +
- * EXEC for a paused run and submits them through the real submit path
- * (validation, storage, tally, gate release), as the approval endpoint does.
+ * A local sovereign for the demo and the bench, never for production: two
+ * Ed25519 key pairs kept in `dir` (each made once), whose public halves are
+ * the only trusted keys (SOVEREIGN_KEYS = dir/public), and a function that
+ * signs SG_1 + EXEC for a paused run with the first and submits them through
+ * the real submit path (validation, storage, tally, gate release), as the
+ * approval endpoint does. The second key is the other signer of the demo
+ * history's enactment, approved under a quorum of two.
  */
 export interface LocalSovereign {
   keysDir: string;
+  /** The signers, first the one `approve` signs with. */
+  signers: { name: string; privateKey: KeyObject }[];
   approve: (deps: { cfg: Config; pool: Pool; redis: Redis }, runId: string) => Promise<void>;
 }
 
-const KEY_NAME = 'demo-sovereign';
+const KEY_NAMES = ['demo-sovereign', 'demo-sovereign-2'] as const;
 
-/** Loads (or makes) the key pair in dir and returns the signer. */
+/** Loads (or makes) the key pairs in dir and returns the signer. */
 export function localSovereign(dir: string): LocalSovereign {
   const keysDir = join(dir, 'public');
-  const privateFile = join(dir, 'private', `${KEY_NAME}.pem`);
-  if (!existsSync(privateFile)) {
-    const key = generateSovereignKey();
-    mkdirSync(keysDir, { recursive: true });
-    mkdirSync(join(dir, 'private'), { recursive: true, mode: 0o700 });
-    writeFileSync(join(dir, 'README'), 'Demo-only sovereign key made by cutter; never trust it for a real corpus.\n');
-    writeFileSync(join(keysDir, `${KEY_NAME}.pem`), key.publicPem);
-    writeFileSync(privateFile, key.privatePem, { mode: 0o600 });
-  }
-  const privateKey = readPrivateKey(readFileSync(privateFile, 'utf8'), privateFile);
+  mkdirSync(keysDir, { recursive: true });
+  mkdirSync(join(dir, 'private'), { recursive: true, mode: 0o700 });
+  if (!existsSync(join(dir, 'README'))) writeFileSync(join(dir, 'README'), 'Demo-only sovereign keys made by cutter; never trust them for a real corpus.\n');
+  const signers = KEY_NAMES.map((name) => ({ name, privateKey: ensureKeyPair(dir, name) }));
+  const first = signers[0];
+  if (!first) throw new Error('the demo sovereign has no key');
   return {
     keysDir,
+    signers,
     async approve({ cfg, pool, redis }, runId) {
       const { rows } = await pool.query<{ target: string; plan_sha256: string }>(
         `SELECT r.target, c.plan_sha256 FROM cutter_governance.run r
@@ -63,7 +65,7 @@ export function localSovereign(dir: string): LocalSovereign {
         for (const gate of ['SG_1', 'EXEC'] as const) {
           const envelope = signApproval(
             { gate, runId, target: run.target, planSha256: run.plan_sha256, maxUnits: scope.unitCount, transitions: scope.transitions as TransitionKind[] },
-            privateKey,
+            first.privateKey,
             { ttlS: 3600 },
           );
           const answer = await submitApproval(deps, runId, envelope);
@@ -74,4 +76,35 @@ export function localSovereign(dir: string): LocalSovereign {
       }
     },
   };
+}
+
+/**
+ * The private key `name` of dir, made when missing. Several processes may
+ * make it at once (test files seeding side by side): the private key is
+ * linked into place, which only one of them wins, and the public half is
+ * derived from the winner and renamed into place, so a reader never sees a
+ * half-written file or a public key of another private key.
+ */
+function ensureKeyPair(dir: string, name: string): KeyObject {
+  const privateFile = join(dir, 'private', `${name}.pem`);
+  if (!existsSync(privateFile)) {
+    const scratch = `${privateFile}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    writeFileSync(scratch, generateSovereignKey().privatePem, { mode: 0o600 });
+    try {
+      linkSync(scratch, privateFile);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      rmSync(scratch, { force: true });
+    }
+  }
+  const privateKey = readPrivateKey(readFileSync(privateFile, 'utf8'), privateFile);
+  const publicFile = join(dir, 'public', `${name}.pem`);
+  const publicPem = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+  if (!existsSync(publicFile) || readFileSync(publicFile, 'utf8') !== publicPem) {
+    const scratch = `${publicFile}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    writeFileSync(scratch, publicPem);
+    renameSync(scratch, publicFile);
+  }
+  return privateKey;
 }

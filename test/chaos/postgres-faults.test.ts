@@ -239,7 +239,7 @@ describe('PostgreSQL restarted mid-run (a private cluster)', () => {
     // Migrated and seeded once (roles are cluster-wide: migrate creates them); every trial clones it.
     await migrate(withDatabase(server.url, TEMPLATE), { execRole: 'cutter_exec' });
     const pool = createPool(withDatabase(server.url, TEMPLATE), { max: 2 });
-    await seedDemo(pool, 'tester');
+    await seedDemo(pool, 'tester', { sovereignDir: join(dir, 'sovereign') });
     await registerDemoWorkTarget(pool, 'tester');
     await pool.end();
   });

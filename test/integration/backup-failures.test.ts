@@ -8,9 +8,8 @@ import { createBackup } from '../../shared/backup/create.js';
 import { BackupRunnerError } from '../../shared/backup/errors.js';
 import { backupSpecFrom, type BackupSpec } from '../../shared/backup/spec.js';
 import { ident } from '../../shared/db/pool.js';
-import { seedDemo } from '../../shared/demo/seed.js';
 import { runCli } from '../support/cli.js';
-import { createTestDatabase, testDatabaseUrl, uniqueDatabaseName, type TestDatabase } from '../support/db.js';
+import { createTestDatabase, seedDemoDatabase, testDatabaseUrl, uniqueDatabaseName, type TestDatabase } from '../support/db.js';
 import { createTestKey, type TestKeyring } from '../support/gpg.js';
 import { waitFor } from '../support/poll.js';
 
@@ -55,7 +54,7 @@ async function failedBackup(spec: BackupSpec, options: Parameters<typeof createB
 
 beforeAll(async () => {
   db = await createTestDatabase('backup_fail');
-  await seedDemo(db.pool, 'tester');
+  await seedDemoDatabase(db.pool, 'tester');
   key = createTestKey();
   await admin(`CREATE ROLE ${ident(reader)} LOGIN`);
 });

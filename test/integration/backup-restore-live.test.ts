@@ -82,8 +82,10 @@ describe('cutter backup restore --force of an applied run’s own backup into it
       applied.runId,
     ]);
     expect(run).toEqual({ status: 'succeeded', verdict: 'PASS' });
-    expect(await one(env.db.url, 'SELECT run_id, plan_sha256 FROM cutter_governance.execution_ledger')).toEqual([
-      { run_id: applied.runId, plan_sha256: applied.planSha256 },
+    // The demo seed's history applied its enactment first (docs/design.md §2).
+    expect(await one(env.db.url, 'SELECT run_id, plan_sha256 = $1 AS same FROM cutter_governance.execution_ledger ORDER BY applied_at', [applied.planSha256])).toEqual([
+      { run_id: 'run-demo-history-1', same: false },
+      { run_id: applied.runId, same: true },
     ]);
 
     // Every row the chain had, as it was (the cut's events among them), then the restore's own row.

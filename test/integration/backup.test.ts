@@ -10,9 +10,8 @@ import { fingerprintDatabase } from '../../shared/backup/fingerprint.js';
 import type { BackupManifest } from '../../shared/backup/manifest.js';
 import { backupSpecFrom } from '../../shared/backup/spec.js';
 import { verifyBackup } from '../../shared/backup/verify.js';
-import { seedDemo } from '../../shared/demo/seed.js';
 import { runCli, type CliResult } from '../support/cli.js';
-import { createTestDatabase, dropDatabase, testDatabaseUrl, uniqueDatabaseName, type TestDatabase } from '../support/db.js';
+import { createTestDatabase, dropDatabase, seedDemoDatabase, testDatabaseUrl, uniqueDatabaseName, type TestDatabase } from '../support/db.js';
 import { createTestKey, type TestKeyring, type TestKeyringDir } from '../support/gpg.js';
 
 let db: TestDatabase;
@@ -108,7 +107,7 @@ const cliEnv = (overrides: Record<string, string> = {}) => ({
 
 beforeAll(async () => {
   db = await createTestDatabase('backup');
-  await seedDemo(db.pool, 'tester');
+  await seedDemoDatabase(db.pool, 'tester');
   // Enough rows that the dump takes many writes, with text, numbers, timestamps, NULLs, and
   // an enum and a json column (types whose rows are fingerprinted by their text form).
   await db.pool.query(`CREATE TYPE public.backup_test_kind AS ENUM ('alpha', 'beta', 'gamma')`);
@@ -167,7 +166,7 @@ describe('cutter backup create', () => {
     expect(manifest.pg_dump_version).toBe(onPath);
     expect(Date.parse(manifest.finished_utc)).toBeGreaterThanOrEqual(Date.parse(manifest.started_utc));
     const rows = Object.fromEntries(manifest.tables.map((t) => [t.name, t.rows]));
-    expect(rows).toMatchObject({ 'public.information_unit': 158, 'public.unit_version': 158, 'public.backup_test_filler': 40000 });
+    expect(rows).toMatchObject({ 'public.information_unit': 158, 'public.unit_version': 165, 'public.backup_test_filler': 40000 });
     // Rows with an enum or json column are hashed by their text (an enum's own hash depends on OIDs a restore changes).
     const hashes = Object.fromEntries(manifest.tables.map((t) => [t.name, t.hash]));
     expect(hashes).toMatchObject({ 'public.backup_test_filler': 'text', 'public.unit_version': 'record' });

@@ -177,6 +177,9 @@ function parseProm(text: string): { types: Map<string, string>; samples: { name:
   return { types, samples };
 }
 
+/** The demo seed's two history runs (docs/design.md §2), succeeded, each with an execute and a verify phase. */
+const HISTORY_RUNS = 2;
+
 describe('/metrics', () => {
   it('parses as Prometheus text with runs by status, phase durations, approvals by code and queue depths', async () => {
     const refused = await fetch(`${board.url}/runs/${runId}/approvals`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"document": 1}' });
@@ -187,10 +190,10 @@ describe('/metrics', () => {
     const { types, samples } = parseProm(await res.text());
     const find = (name: string, labels: Record<string, string>) => samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
     expect(types.get('cutter_runs')).toBe('gauge');
-    expect(find('cutter_runs', { status: 'succeeded' })).toBe(1);
+    expect(find('cutter_runs', { status: 'succeeded' })).toBe(1 + HISTORY_RUNS);
     expect(types.get('cutter_phase_duration_seconds')).toBe('histogram');
-    expect(find('cutter_phase_duration_seconds_count', { phase: 'execute', state: 'completed' })).toBe(1);
-    expect(find('cutter_phase_duration_seconds_bucket', { phase: 'verify', le: '+Inf' })).toBe(1);
+    expect(find('cutter_phase_duration_seconds_count', { phase: 'execute', state: 'completed' })).toBe(1 + HISTORY_RUNS);
+    expect(find('cutter_phase_duration_seconds_bucket', { phase: 'verify', le: '+Inf' })).toBe(1 + HISTORY_RUNS);
     expect(types.get('cutter_approvals_total')).toBe('counter');
     expect(find('cutter_approvals_total', { outcome: 'refused', code })).toBe(1);
     expect(find('cutter_queue_jobs', { queue: 'precheck', state: 'completed' })).toBe(1);
@@ -213,11 +216,11 @@ describe('/metrics', () => {
       for (const s of older.filter((x) => !x.name.endsWith('_sum'))) expect(now.get(series(s)), series(s)).toBeGreaterThanOrEqual(s.value);
     }
     const count = (samples: typeof after) => samples.find((s) => s.name === 'cutter_phase_duration_seconds_count' && s.labels['phase'] === 'execute' && s.labels['state'] === 'completed')?.value;
-    expect(count(before)).toBe(1);
-    expect(count(after), 'the second run observed once').toBe(2);
-    expect(count(again), 'and not again on the next scrape').toBe(2);
+    expect(count(before)).toBe(1 + HISTORY_RUNS);
+    expect(count(after), 'the second run observed once').toBe(2 + HISTORY_RUNS);
+    expect(count(again), 'and not again on the next scrape').toBe(2 + HISTORY_RUNS);
     // A phase that ages out of the window read at start (or a table restored to an earlier state) is history already counted.
     await env.db.pool.query(`UPDATE cutter_governance.run_phase SET started_at = started_at - interval '40 days', finished_at = finished_at - interval '40 days' WHERE run_id = $1`, [runId]);
-    expect(count(await scrape()), 'phases that left the window still counted').toBe(2);
+    expect(count(await scrape()), 'phases that left the window still counted').toBe(2 + HISTORY_RUNS);
   }, 120_000);
 });

@@ -85,12 +85,15 @@ describe('the runs list and the report', () => {
       seen.push(...body.runs.map((r) => r.run_id));
       next = body.next;
     } while (next);
-    expect(seen).toEqual([...others].reverse().concat(paused.runId));
+    // Oldest last: the demo seed's history runs (docs/design.md §2).
+    expect(seen).toEqual([...others].reverse().concat(paused.runId, 'run-demo-history-2', 'run-demo-history-1'));
 
     const failed = (await (await fetch(`${board.url}/runs?status=failed&target=icx-work`)).json()) as { runs: { run_id: string }[]; next: string | null };
     expect(failed.runs.map((r) => r.run_id).sort()).toEqual([...others].sort());
     expect(failed.next).toBeNull();
-    const none = (await (await fetch(`${board.url}/runs?target=icx-const`)).json()) as { runs: unknown[] };
+    const protectedRuns = (await (await fetch(`${board.url}/runs?target=icx-const`)).json()) as { runs: { run_id: string }[] };
+    expect(protectedRuns.runs.map((r) => r.run_id)).toEqual(['run-demo-history-2']);
+    const none = (await (await fetch(`${board.url}/runs?target=icx-work&status=expired`)).json()) as { runs: unknown[] };
     expect(none.runs).toEqual([]);
 
     const html = await pageOf('/runs?status=failed&limit=1');

@@ -14,7 +14,8 @@ const files = scratchDir('cli-plan');
 
 beforeAll(async () => {
   db = await createTestDatabase('cli_plan');
-  env = { DATABASE_URL: db.url, CUTTER_OPERATOR: 'alice' };
+  // The demo seed keeps its sovereign's keys under $HOME/.cutter-demo.
+  env = { DATABASE_URL: db.url, CUTTER_OPERATOR: 'alice', HOME: files.path('home') };
   const seeded = await runCli(['demo', 'seed'], env);
   expect(seeded.code, seeded.stderr).toBe(0);
 });
@@ -57,8 +58,10 @@ describe('cutter target', () => {
     const list = await runCli(['target', 'list', '--json'], env);
     expect(list.code).toBe(0);
     const { targets } = JSON.parse(list.stdout) as { targets: { name: string; protected: boolean; registered_by: string }[] };
+    // icx-const-enactment: the demo history's enactment target (docs/design.md §2).
     expect(targets.map((t) => [t.name, t.protected])).toEqual([
       ['icx-const', true],
+      ['icx-const-enactment', false],
       ['icx-work', false],
     ]);
     const text = await runCli(['target', 'list'], env);

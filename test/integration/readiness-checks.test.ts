@@ -194,7 +194,7 @@ describe('target intake', () => {
   it('no target at all: naming one is the operator\'s first move', async () => {
     const { report } = await readiness([]);
     expect(report.packages.find((p) => p.name === 'target intake')?.runnable).toBe('NO');
-    expect(report.blockers.find((b) => b.package === 'target intake')?.form).toBe('the target of the first live run named with --target T (registered: icx-const, icx-work)');
+    expect(report.blockers.find((b) => b.package === 'target intake')?.form).toBe('the target of the first live run named with --target T (registered: icx-const, icx-const-enactment, icx-work)');
   });
 
   it('a snapshot with a bad line fails C5 naming the line; one beyond the allowance fails C6', async () => {

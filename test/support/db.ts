@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { createPool, ident, type Pool } from '../../shared/db/pool.js';
@@ -70,12 +73,33 @@ export async function createTestDatabase(label: string, options: { migrated?: bo
   };
 }
 
-/** A test database holding the demo corpora, with the demo work target registered by `by`. */
+/**
+ * A test database holding the demo corpora and their history (`cutter demo
+ * seed`, its approvals signed by a demo sovereign of its own, whose folder
+ * goes with the database), with the demo work target registered by `by`.
+ */
 export async function createDemoDatabase(label: string, by: string): Promise<TestDatabase> {
   const db = await createTestDatabase(label);
-  await seedDemo(db.pool, by);
+  const sovereignDir = mkdtempSync(join(tmpdir(), 'cutter-demo-sovereign-'));
+  await seedDemo(db.pool, by, { sovereignDir });
   await registerDemoWorkTarget(db.pool, by);
-  return db;
+  return {
+    ...db,
+    drop: async () => {
+      await db.drop();
+      rmSync(sovereignDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Seeds the demo corpus into a database a test made itself, with a demo sovereign in a scratch folder (removed again). */
+export async function seedDemoDatabase(pool: Pool, by: string): Promise<void> {
+  const sovereignDir = mkdtempSync(join(tmpdir(), 'cutter-demo-sovereign-'));
+  try {
+    await seedDemo(pool, by, { sovereignDir });
+  } finally {
+    rmSync(sovereignDir, { recursive: true, force: true });
+  }
 }
 
 /** Drops a database, disconnecting anyone still on it. */

@@ -1,14 +1,14 @@
 import { mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../../shared/config.js';
 import type { Pool } from '../../../shared/db/pool.js';
 import { migrate } from '../../../shared/deploy/migrate.js';
+import { demoHome } from '../../../shared/demo/files.js';
 import { ensureDemoGpgKey } from '../../../shared/demo/gpg-key.js';
 import { localSovereign, type LocalSovereign } from '../../../shared/demo/sovereign.js';
-import { corpusSummary, registerDemoWorkTarget, seedDemo } from '../../../shared/demo/seed.js';
+import { corpusSummary, registerDemoWorkTarget, seedDemo, type SeedResult } from '../../../shared/demo/seed.js';
 import { createLogger } from '../../../shared/logger.js';
 import { createRedis } from '../../../shared/redis.js';
 import { getRun } from '../../../shared/runs/store.js';
@@ -29,8 +29,8 @@ async function demoConfig(cfg: Config, sovereignKeys: string): Promise<Config> {
   // volatile Redis (the report says so); a real deployment sets neither.
   const withDemo = { ...cfg, SOVEREIGN_KEYS: sovereignKeys, CUTTER_ALLOW_VOLATILE_REDIS: true };
   if (cfg.BACKUP_GPG_FPR && cfg.BACKUP_DIR) return withDemo;
-  const gnupgHome = join(DEMO_HOME(), 'gnupg');
-  const backupDir = join(DEMO_HOME(), 'backups');
+  const gnupgHome = join(demoHome(), 'gnupg');
+  const backupDir = join(demoHome(), 'backups');
   mkdirSync(backupDir, { recursive: true });
   const fpr = await ensureDemoGpgKey(gnupgHome);
   return { ...withDemo, BACKUP_GPG_FPR: fpr, GNUPGHOME: gnupgHome, BACKUP_DIR: backupDir };
@@ -44,7 +44,7 @@ async function demoConfig(cfg: Config, sovereignKeys: string): Promise<Config> {
 function demoSettingLines(before: Config, demo: Config): string[] {
   const lines = [
     'settings of this demo process only (your environment is unchanged):',
-    `  SOVEREIGN_KEYS=${demo.SOVEREIGN_KEYS ?? ''} (the demo sovereign, the only trusted key)`,
+    `  SOVEREIGN_KEYS=${demo.SOVEREIGN_KEYS ?? ''} (the demo sovereign's keys, the only trusted ones)`,
     '  CUTTER_ALLOW_VOLATILE_REDIS=true (a live run by hand needs Redis with appendonly yes and maxmemory-policy noeviction, or this set deliberately)',
   ];
   if (demo.BACKUP_GPG_FPR !== before.BACKUP_GPG_FPR) {
@@ -53,8 +53,19 @@ function demoSettingLines(before: Config, demo: Config): string[] {
   return lines;
 }
 
-/** Where the demo keeps its throwaway keys. */
-const DEMO_HOME = () => join(homedir(), '.cutter-demo');
+/** The demo sovereign's folder: its keys sign the seed's history and the demo's live run. */
+const SOVEREIGN_DIR = () => join(demoHome(), 'sovereign');
+
+/** What a seed did and the history it stands on, one line each. */
+function seedLines(seeded: SeedResult): string[] {
+  const lines = [`${seeded.unitsInserted} unit(s) inserted`];
+  if (seeded.targetsRegistered.length) lines.push(`target(s) registered: ${seeded.targetsRegistered.join(', ')}`);
+  for (const r of seeded.runs) {
+    lines.push(`${r.run_id}: ${r.mode} on ${r.target}, ${r.status}, verdict ${r.verdict ?? 'none'}${seeded.runsReplayed.includes(r.run_id) ? ' (history replayed now)' : ''}`);
+  }
+  if (!seeded.runs.length) lines.push('no history: this corpus was loaded by a seed older than the demo history (seed an empty database to have it)');
+  return lines;
+}
 
 /**
  * Step 5: the same snapshot, live — paused at SG_1, approved by the demo
@@ -95,8 +106,10 @@ export function registerDemoCommands(program: Command, ctx: () => CliContext): v
     .description('load the fixed demo corpus (idempotent)')
     .action(async () => {
       const c = ctx();
-      const result = await seedDemo(c.db(), c.cfg.CUTTER_OPERATOR);
-      out(`demo seed: ${result.unitsInserted} unit(s) inserted${result.targetRegistered ? ', target icx-const registered' : ''}`);
+      const seeded = await seedDemo(c.db(), c.cfg.CUTTER_OPERATOR, { sovereignDir: SOVEREIGN_DIR(), execRole: c.cfg.CUTTER_EXEC_ROLE });
+      const [first, ...rest] = seedLines(seeded);
+      out(`demo seed: ${first ?? ''}`);
+      for (const line of rest) out(`  ${line}`);
     });
 
   demo
@@ -107,16 +120,16 @@ export function registerDemoCommands(program: Command, ctx: () => CliContext): v
       out('1. migrate');
       for (const line of migrationLines(await migrate(c.cfg.DATABASE_URL, { execRole: c.cfg.CUTTER_EXEC_ROLE }), c.cfg)) out(`   ${line}`);
       out('2. seed the demo corpus');
-      const seeded = await seedDemo(c.db(), c.cfg.CUTTER_OPERATOR);
+      const seeded = await seedDemo(c.db(), c.cfg.CUTTER_OPERATOR, { sovereignDir: SOVEREIGN_DIR(), execRole: c.cfg.CUTTER_EXEC_ROLE });
       await registerDemoWorkTarget(c.db(), c.cfg.CUTTER_OPERATOR);
-      out(`   ${seeded.unitsInserted} unit(s) inserted`);
+      for (const line of seedLines(seeded)) out(`   ${line}`);
       out('3. corpus summary');
       const rows = await corpusSummary(c.db());
       out(table(['corpus', 'state', 'units', 'versions'], rows.map((r) => [r.corpus, r.state, r.units, r.versions])));
       out(`total: ${rows.reduce((n, r) => n + r.units, 0)} units`);
 
       out('4. dry run of demo/icx-work.snapshot.ndjson against target icx-work');
-      const sovereign = localSovereign(join(DEMO_HOME(), 'sovereign'));
+      const sovereign = localSovereign(SOVEREIGN_DIR());
       const cfg = await demoConfig(c.cfg, sovereign.keysDir);
       for (const line of demoSettingLines(c.cfg, cfg)) out(`   ${line}`);
       const fleet = await startFleet({ cfg, log: createLogger({ level: 'warn' }) });
