@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import { pino } from 'pino';
 import { loadTrustedKeys } from '../approval/keys.js';
 import { generateSovereignKey, readPrivateKey, signApproval } from '../approval/sign.js';
@@ -20,7 +20,7 @@ import { openPhaseQueues } from '../jobs/queues.js';
  */
 export interface LocalSovereign {
   keysDir: string;
-  approve: (deps: { cfg: Config; pool: Pool; redis: Redis }, runId: string) => Promise<void>;
+  approve: (deps: { cfg: Config; pool: Pool; redis: RedisClient }, runId: string) => Promise<void>;
 }
 
 const KEY_NAME = 'demo-sovereign';
