@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { loadTrustedKeys, readTrustedKeys } from '../shared/approval/keys.js';
 import type { ApprovalDeps } from '../shared/approval/submit.js';
 import type { Config } from '../shared/config.js';
@@ -31,7 +31,7 @@ export interface BoardDeps {
   cfg: Config;
   log: Logger;
   pool: Pool;
-  redis: Redis;
+  redis: RedisClient;
   /** One Queue handle per phase under CUTTER_QUEUE_PREFIX (Bull Board shows them; approvals promote the gate). */
   queues: Record<Phase, Queue>;
   approvals: ApprovalDeps;

@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { CLUSTER_URL_FORM, isClusterUrl, parseClusterUrl } from './redis-url.js';
 
 /**
  * The whole environment contract of DESIGN §6 in one schema. Parsed once per
@@ -68,9 +69,18 @@ const optionalText = z
   .transform((v) => (v === undefined || v === '' ? undefined : v));
 
 export const configSchema = z.object({
-  REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], 'redis://host:port[/db]').default(
-    'redis://127.0.0.1:6379',
-  ),
+  // One Redis, or a Redis Cluster named by its seed nodes (shared/redis-url.ts).
+  REDIS_URL: z
+    .string()
+    .superRefine((value, ctx) => {
+      if (!isClusterUrl(value)) {
+        if (!hasProtocol(value, ['redis:', 'rediss:'])) ctx.addIssue({ code: 'custom', message: `must be a URL of the form redis://host:port[/db], or ${CLUSTER_URL_FORM} for a Redis Cluster` });
+        return;
+      }
+      const cluster = parseClusterUrl(value);
+      if (!cluster.ok) ctx.addIssue({ code: 'custom', message: `must be of the form ${CLUSTER_URL_FORM} for a Redis Cluster: it ${cluster.reason}` });
+    })
+    .default('redis://127.0.0.1:6379'),
   DATABASE_URL: urlWithProtocols(
     ['postgres:', 'postgresql:'],
     'postgres://user@host:port/database (user:password@ when the login needs a password)',
@@ -132,6 +142,14 @@ export const configSchema = z.object({
     .enum(['json', 'pretty'], { error: 'must be json or pretty' })
     .optional(),
 }).superRefine((cfg, ctx) => {
+  // BullMQ runs each command on one node: a queue's keys, and a run's flow across queues, must share one hash slot.
+  if (isClusterUrl(cfg.REDIS_URL) && !/^\{.+\}$/.test(cfg.CUTTER_QUEUE_PREFIX)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['CUTTER_QUEUE_PREFIX'],
+      message: `must be a hash tag such as {${cfg.CUTTER_QUEUE_PREFIX}} when REDIS_URL names a Redis Cluster: every key of every phase queue must hash to one slot, as a run's flow spans the queues`,
+    });
+  }
   if (cfg.CUTTER_WEBHOOK_URLS.length > 0 && cfg.CUTTER_WEBHOOK_SECRET === undefined) {
     ctx.addIssue({ code: 'custom', path: ['CUTTER_WEBHOOK_SECRET'], message: 'is required when CUTTER_WEBHOOK_URLS is set (whsec_ followed by base64)' });
   }

@@ -1,5 +1,5 @@
 import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Config } from '../shared/config.js';
 import type { Pool, PoolClient } from '../shared/db/pool.js';
 import type { Phase } from '../shared/jobs/catalog.js';
@@ -12,7 +12,7 @@ export interface PhaseDeps {
   pool: Pool;
   cfg: Config;
   log: Logger;
-  redis: Redis;
+  redis: RedisClient;
   /** One Queue handle per phase, for worker presence. */
   queues: Record<Phase, Queue>;
 }

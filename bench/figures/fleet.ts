@@ -10,21 +10,27 @@ import { createPool, type Pool } from '../../shared/db/pool.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { PHASES, type RunMode } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
+import { IN_FLIGHT_STATUSES, inFlight, RUN_STATUSES } from '../../shared/runs/status.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { timed, type Bench, type Figure } from '../harness.js';
+import { summary } from '../support/approval-harness.js';
 import { benchSovereign, obliterateQueues, untilStatus } from '../support/live-run.js';
 import { dropScratch, scratchUrl } from './seed.js';
 
 /**
- * Fleet throughput: n runs enqueued at once, each on its own corpus (the
- * corpus lock would serialise runs on one corpus), served by 2 `cutter
- * worker` child processes of the built CLI. Every run must end succeeded
- * with verdict PASS; each row is runs per minute, first enqueue to last end.
+ * Fleet throughput (issue 29, scale out): n runs enqueued at once, each on
+ * its own corpus (the corpus lock would serialise runs on one corpus),
+ * served by WORKER_PROCESSES `cutter worker` child processes of the built
+ * CLI, as a user adds machines. Every run must end succeeded with verdict
+ * PASS and none may be lost; each row is runs per minute, first enqueue to
+ * last end, and the queue wait (the run's enqueue, its row's created_at, to
+ * its first phase's start, both on PostgreSQL's clock) at the median and p95.
  * One row of dry runs, one of live runs, each approved (SG_1 + EXEC, signed
  * by a local sovereign key) through the real submit path as it pauses.
  */
 
 const UNITS_PER_CORPUS = 100;
+const WORKER_PROCESSES = 4;
 const PLAN_UNITS = 10;
 const CLI = fileURLToPath(new URL('../../producers/cli/main.js', import.meta.url));
 
@@ -83,13 +89,33 @@ async function untilSwitchFree(pool: Pool, deadlineMs = 600_000): Promise<void> 
   }
 }
 
-/** Runs that ended succeeded with verdict PASS, among these. */
-async function passedOf(pool: Pool, runIds: string[]): Promise<{ passed: number; seen: string }> {
-  const { rows } = await pool.query<{ status: string; verdict: string | null; n: number }>(
-    `SELECT status, verdict, count(*)::int AS n FROM cutter_governance.run WHERE run_id = ANY($1) GROUP BY status, verdict`,
+/** How these runs ended, and how long each waited in the queue before its first phase started. */
+async function outcomesOf(pool: Pool, runIds: string[]): Promise<{ passed: number; lost: number; waitsMs: number[]; seen: string }> {
+  const { rows } = await pool.query<{ status: string; verdict: string | null; error_code: string | null; wait_ms: number | null }>(
+    `SELECT r.status, r.verdict, r.error_code,
+            (SELECT extract(epoch FROM min(p.started_at) - r.created_at) * 1000 FROM cutter_governance.run_phase p WHERE p.run_id = r.run_id)::float8 AS wait_ms
+       FROM cutter_governance.run r WHERE r.run_id = ANY($1)`,
     [runIds],
   );
-  return { passed: rows.find((v) => v.status === 'succeeded' && v.verdict === 'PASS')?.n ?? 0, seen: JSON.stringify(rows) };
+  const tally = new Map<string, number>();
+  for (const r of rows) tally.set(`${r.status}/${r.verdict ?? '-'}/${r.error_code ?? '-'}`, (tally.get(`${r.status}/${r.verdict ?? '-'}/${r.error_code ?? '-'}`) ?? 0) + 1);
+  return {
+    passed: rows.filter((r) => r.status === 'succeeded' && r.verdict === 'PASS').length,
+    // Lost: no run row at all, or failed by the reconciler because Redis no longer had its jobs.
+    lost: runIds.length - rows.length + rows.filter((r) => r.error_code?.startsWith('RUN_LOST') === true).length,
+    waitsMs: rows.map((r) => r.wait_ms).filter((w): w is number => w !== null),
+    seen: JSON.stringify(Object.fromEntries(tally)),
+  };
+}
+
+/** The median seconds of each phase over these runs, in phase order: what a run's time is made of. */
+async function phaseMedians(pool: Pool, runIds: string[]): Promise<string> {
+  const { rows } = await pool.query<{ phase: string; s: number }>(
+    `SELECT phase, percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))::float8 AS s
+       FROM cutter_governance.run_phase WHERE run_id = ANY($1) AND finished_at IS NOT NULL GROUP BY phase`,
+    [runIds],
+  );
+  return PHASES.flatMap((phase) => rows.filter((r) => r.phase === phase).map((r) => `${phase} ${r.s.toFixed(2)} s`)).join(', ');
 }
 
 /** Starts `cutter worker` and resolves once it prints that it is ready. */
@@ -117,12 +143,26 @@ async function stopWorker(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-const ENDED = ['succeeded', 'failed', 'expired'];
+const ENDED = RUN_STATUSES.filter((status) => !inFlight(status));
+/** Enqueues in flight at once (the producer's pool has two connections more, for the polls). */
+const ENQUEUERS = 8;
+
+/** Polls (every 50 ms, one query for them all) until every run has ended. */
+async function untilAllEnded(pool: Pool, runIds: string[], deadlineMs = 900_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const { rows } = await pool.query<{ open: number }>('SELECT count(*)::int AS open FROM cutter_governance.run WHERE run_id = ANY($1) AND status = ANY($2)', [runIds, IN_FLIGHT_STATUSES]);
+    const open = rows[0]?.open ?? runIds.length;
+    if (open === 0) return;
+    if (Date.now() > deadline) throw new Error(`${open} of ${runIds.length} runs had not ended after ${deadlineMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 export const fleetBench: Bench = {
   name: 'fleet',
   async run({ quick, log }): Promise<Figure[]> {
-    const dryRuns = quick ? 10 : 50;
+    const dryRuns = quick ? 20 : 200;
     const liveRuns = quick ? 5 : 20;
     const url = scratchUrl('fleet');
     const dir = mkdtempSync(join(tmpdir(), 'cutter-bench-fleet-'));
@@ -132,7 +172,7 @@ export const fleetBench: Bench = {
     const workers: ChildProcess[] = [];
     try {
       await migrate(url, { execRole: base.CUTTER_EXEC_ROLE });
-      const pool = createPool(url, { max: 8 });
+      const pool = createPool(url, { max: ENQUEUERS + 2 });
       try {
         await seedCorpora(pool, 'dry', dryRuns);
         await seedCorpora(pool, 'live', liveRuns);
@@ -153,20 +193,24 @@ export const fleetBench: Bench = {
           LOG_LEVEL: 'silent',
         };
         const cfg: Config = parseConfig(env);
-        for (let i = 0; i < 2; i += 1) workers.push(await startWorker(env));
+        for (let i = 0; i < WORKER_PROCESSES; i += 1) workers.push(await startWorker(env));
 
         /** Enqueues n runs at once; a live run is approved as soon as it pauses and the switch is free. */
         const fleetOf = async (mode: RunMode, n: number) => {
           const snapshots = writeSnapshots(dir, mode, n);
           const { seconds, result: runIds } = await timed(async () => {
-            const ids = (
-              await Promise.all(
-                snapshots.map((snapshotPath, r) =>
-                  enqueueRun({ pool, redis, prefix }, { target: targetName(mode, r + 1), snapshotPath, mode, operator: 'bench', approvalWindowS: 3600 }),
-                ),
-              )
-            ).map((r) => r.runId);
-            const ended = Promise.all(ids.map((runId) => untilStatus(pool, runId, ENDED, 900_000)));
+            // As many enqueues at a time as the pool has connections: 200 at once would queue in the pool past its connect timeout.
+            const ids: string[] = [];
+            let next = 0;
+            await Promise.all(
+              Array.from({ length: ENQUEUERS }, async () => {
+                for (let r = next++; r < n; r = next++) {
+                  const snapshotPath = snapshots[r] ?? '';
+                  ids[r] = (await enqueueRun({ pool, redis, prefix }, { target: targetName(mode, r + 1), snapshotPath, mode, operator: 'bench', approvalWindowS: 3600 })).runId;
+                }
+              }),
+            );
+            const ended = untilAllEnded(pool, ids);
             ended.catch(() => undefined); // awaited below; a failed approval must not leave it unhandled
             if (mode === 'live') {
               for (const runId of ids) {
@@ -179,34 +223,40 @@ export const fleetBench: Bench = {
             await ended;
             return ids;
           });
-          const { passed, seen } = await passedOf(pool, runIds);
-          if (passed !== n) throw new Error(`fleet: ${passed} of ${n} ${mode} runs passed (${seen})`);
+          const { passed, lost, waitsMs, seen } = await outcomesOf(pool, runIds);
+          if (passed !== n || lost !== 0) throw new Error(`fleet: ${passed} of ${n} ${mode} runs passed, ${lost} lost (${seen})`);
           const perMin = (n / seconds) * 60;
-          log(`${n} ${mode} runs on 2 worker processes: ${seconds.toFixed(1)} s, ${perMin.toFixed(1)} runs/min`);
-          return { n, seconds, perMin, passed };
+          const wait = summary(waitsMs);
+          const phases = await phaseMedians(pool, runIds);
+          log(`phase medians: ${phases}`);
+          log(`${n} ${mode} runs on ${WORKER_PROCESSES} worker processes: ${seconds.toFixed(1)} s, ${perMin.toFixed(1)} runs/min, queue wait median ${(wait.median / 1000).toFixed(2)} s, p95 ${(wait.p95 / 1000).toFixed(2)} s`);
+          return { n, seconds, perMin, passed, lost, wait, phases };
         };
+        const waitText = (w: { median: number; p95: number }) => `queue wait p95 ${(w.p95 / 1000).toFixed(2)} s (median ${(w.median / 1000).toFixed(2)} s)`;
 
         const dry = await fleetOf('dry', dryRuns);
         const live = await fleetOf('live', liveRuns);
         return [
           {
-            name: `fleet: ${dry.n} concurrent dry runs on distinct corpora, 2 worker processes`,
-            value: `all ${dry.n} PASS in ${dry.seconds.toFixed(1)} s = ${dry.perMin.toFixed(1)} runs/min`,
+            name: `fleet: ${dry.n} concurrent dry runs on distinct corpora, ${WORKER_PROCESSES} worker processes`,
+            value: `all ${dry.n} PASS, ${dry.lost} lost, in ${dry.seconds.toFixed(1)} s = ${dry.perMin.toFixed(1)} runs/min; ${waitText(dry.wait)}`,
             floor: '—',
             ratio: null,
-            goal: 'all complete; runs/min reported',
-            met: dry.passed === dry.n,
+            goal: 'all succeed, none lost; runs/min and p95 queue wait reported',
+            met: dry.passed === dry.n && dry.lost === 0,
             notes:
               `Each dry run (${PLAN_UNITS}-unit plan on its own ${UNITS_PER_CORPUS}-unit corpus) takes its own pg_dump | gpg backup of the whole ` +
-              'database and fingerprints its corpus before and after; 2 `cutter worker` processes, 4 jobs at a time per phase each, on the same 2-core machine as Postgres and Redis.',
+              `database and fingerprints its corpus before and after; ${WORKER_PROCESSES} \`cutter worker\` processes, 4 jobs at a time per phase each, on the same 2-core machine as Postgres and Redis. ` +
+              'All runs are enqueued at once, so the queue wait is mostly the wait behind the runs ahead: it is the time from the run\'s enqueue to its precheck starting. ' +
+              `Phase medians: ${dry.phases}.`,
           },
           {
-            name: `fleet: ${live.n} concurrent live runs on distinct corpora, 2 worker processes`,
-            value: `all ${live.n} PASS in ${live.seconds.toFixed(1)} s = ${live.perMin.toFixed(1)} runs/min`,
+            name: `fleet: ${live.n} concurrent live runs on distinct corpora, ${WORKER_PROCESSES} worker processes`,
+            value: `all ${live.n} PASS, ${live.lost} lost, in ${live.seconds.toFixed(1)} s = ${live.perMin.toFixed(1)} runs/min; ${waitText(live.wait)}`,
             floor: '—',
             ratio: null,
-            goal: 'all complete; runs/min reported',
-            met: live.passed === live.n,
+            goal: 'all succeed, none lost; runs/min reported',
+            met: live.passed === live.n && live.lost === 0,
             notes:
               `Each live run (${PLAN_UNITS}-unit plan on its own ${UNITS_PER_CORPUS}-unit corpus, the same workers as the dry row) is approved as soon as it ` +
               'pauses at SG_1: SG_1 + EXEC signed by a local sovereign key and stored through the real submit path (validation, storage, tally, gate release). ' +

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Config } from '../../shared/config.js';
 import type { Pool } from '../../shared/db/pool.js';
 import { createRedis } from '../../shared/redis.js';
@@ -42,8 +42,8 @@ export interface Side {
 }
 
 /** Worker connections the bench opens; BullMQ leaves a connection it was given open on close. */
-const connections: Redis[] = [];
-export function connection(cfg: Config): Redis {
+const connections: RedisClient[] = [];
+export function connection(cfg: Config): RedisClient {
   const c = createRedis(cfg.REDIS_URL, 'worker');
   connections.push(c);
   return c;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Pool } from '../../shared/db/pool.js';
 import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
 
@@ -32,7 +32,7 @@ export async function phaseSeconds(pool: Pool, runId: string): Promise<Record<st
 }
 
 /** Removes every job a bench left in these queues under its prefix (benches share the Redis). */
-export async function obliterateQueues(redis: Redis, prefix: string, names: readonly string[]): Promise<void> {
+export async function obliterateQueues(redis: RedisClient, prefix: string, names: readonly string[]): Promise<void> {
   for (const name of names) {
     const q = new Queue(name, { connection: redis, prefix });
     await q.obliterate({ force: true }).catch(() => undefined);

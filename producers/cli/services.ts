@@ -1,10 +1,10 @@
-import { Redis } from 'ioredis';
 import type { Config } from '../../shared/config.js';
 import type { Pool } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
 import { phasesFor, type RunMode } from '../../shared/jobs/catalog.js';
 import { countWorkers } from '../../shared/jobs/workers.js';
 import { redactUrl } from '../../shared/logger.js';
+import { createRedis, type RedisClient } from '../../shared/redis.js';
 
 /**
  * What a command checks before it writes anything: each service answers, or
@@ -29,6 +29,14 @@ const REASONS: Record<string, string> = {
   '28000': 'the server refused this login',
   '57P03': 'the server is starting up or shutting down',
 };
+
+// ioredis's Cluster keeps its nodes' socket errors (ECONNREFUSED…) to itself; this is all it says when no seed node answered.
+const NO_SEED = /None of startup nodes is available/;
+const NO_SEED_REASON = 'none of the cluster\'s seed nodes answered (is the cluster running on those hosts and ports?)';
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
 
 function errCode(err: unknown): string | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth += 1) {
@@ -72,13 +80,8 @@ export async function requirePostgres(pool: Pool, cfg: Pick<Config, 'DATABASE_UR
  * REDIS_UNREACHABLE: one attempt, bounded, and no "Unhandled error event"
  * noise. The caller owns (and disconnects) the client.
  */
-export async function connectRedis(cfg: Pick<Config, 'REDIS_URL'>): Promise<Redis> {
-  const redis = new Redis(cfg.REDIS_URL, {
-    lazyConnect: true,
-    connectTimeout: SERVICE_WAIT_MS,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => null,
-  });
+export async function connectRedis(cfg: Pick<Config, 'REDIS_URL'>): Promise<RedisClient> {
+  const redis = createRedis(cfg.REDIS_URL, 'once', { connectTimeout: SERVICE_WAIT_MS });
   let last: unknown;
   redis.on('error', (err) => {
     last = err;
@@ -89,7 +92,7 @@ export async function connectRedis(cfg: Pick<Config, 'REDIS_URL'>): Promise<Redi
     return redis;
   } catch (err) {
     redis.disconnect();
-    throw new CutterError('REDIS_UNREACHABLE', `REDIS_URL ${redactUrl(cfg.REDIS_URL)}: ${reasonOf(last ?? err)}`, { kind: 'bad_input', cause: err });
+    throw new CutterError('REDIS_UNREACHABLE', `REDIS_URL ${redactUrl(cfg.REDIS_URL)}: ${NO_SEED.test(messageOf(err)) ? NO_SEED_REASON : reasonOf(last ?? err)}`, { kind: 'bad_input', cause: err });
   }
 }
 
@@ -98,7 +101,7 @@ export async function connectRedis(cfg: Pick<Config, 'REDIS_URL'>): Promise<Redi
  * NO_WORKERS naming the ones without: a run enqueued now would sit until
  * precheck failed it, and the operator would see nothing but the wait.
  */
-export async function requireWorkers(redis: Redis, cfg: Pick<Config, 'CUTTER_QUEUE_PREFIX'>, mode: RunMode): Promise<void> {
+export async function requireWorkers(redis: RedisClient, cfg: Pick<Config, 'CUTTER_QUEUE_PREFIX'>, mode: RunMode): Promise<void> {
   const idle = (await countWorkers(redis, cfg.CUTTER_QUEUE_PREFIX, phasesFor(mode))).filter(([, n]) => n === 0).map(([phase]) => phase);
   if (idle.length === 0) return;
   throw new CutterError(

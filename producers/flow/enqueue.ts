@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { FlowProducer } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import { appendAudit } from '../../shared/audit/append.js';
 import { isPgError } from '../../shared/db/errors.js';
 import { withTransaction, type Pool } from '../../shared/db/pool.js';
@@ -29,7 +29,7 @@ export interface EnqueueRequest {
 
 export interface EnqueueDeps {
   pool: Pool;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
 }
 

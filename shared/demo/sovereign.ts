@@ -1,7 +1,7 @@
 import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import { pino } from 'pino';
 import { loadTrustedKeys } from '../approval/keys.js';
 import { generateSovereignKey, readPrivateKey, signApproval } from '../approval/sign.js';
@@ -25,7 +25,7 @@ export interface LocalSovereign {
   keysDir: string;
   /** The signers, first the one `approve` signs with. */
   signers: { name: string; privateKey: KeyObject }[];
-  approve: (deps: { cfg: Config; pool: Pool; redis: Redis }, runId: string) => Promise<void>;
+  approve: (deps: { cfg: Config; pool: Pool; redis: RedisClient }, runId: string) => Promise<void>;
 }
 
 const KEY_NAMES = ['demo-sovereign', 'demo-sovereign-2'] as const;

@@ -29,7 +29,13 @@ export const baseline = z.strictObject({
   tables: z.array(corpusFingerprint),
   execution_enabled: z.boolean(),
   execution_enabled_for_run: z.boolean(),
-  redis: z.strictObject({ appendonly: z.boolean(), maxmemoryPolicy: z.string(), durable: z.boolean() }),
+  // On a Redis Cluster, `nodes` has each master's settings; the three above then hold for all of them.
+  redis: z.strictObject({
+    appendonly: z.boolean(),
+    maxmemoryPolicy: z.string(),
+    durable: z.boolean(),
+    nodes: z.array(z.strictObject({ node: z.string(), appendonly: z.boolean(), maxmemoryPolicy: z.string(), durable: z.boolean() })).optional(),
+  }),
   volatile_redis_allowed: z.boolean(),
   backup_selftest: z.array(z.strictObject({ name: z.string(), ok: z.boolean() })),
 });

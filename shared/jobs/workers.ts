@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { Phase } from './catalog.js';
 
 /**
@@ -7,7 +7,7 @@ import type { Phase } from './catalog.js';
  * CLIENT LIST), without writing to Redis: skipMetasUpdate keeps a Queue from
  * writing its meta hash when it connects.
  */
-export async function countWorkers(redis: Redis, prefix: string, phases: readonly Phase[]): Promise<[Phase, number][]> {
+export async function countWorkers(redis: RedisClient, prefix: string, phases: readonly Phase[]): Promise<[Phase, number][]> {
   const counts: [Phase, number][] = [];
   for (const phase of phases) {
     const queue = new Queue(phase, { connection: redis, prefix, skipMetasUpdate: true });

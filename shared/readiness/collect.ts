@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { Config } from '../config.js';
 import { splitDatabaseUrl, type Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
@@ -30,7 +30,7 @@ import { checkDeployedVersion } from './version.js';
 export interface ReadinessDeps {
   cfg: Config;
   pool: Pool;
-  redis: Redis;
+  redis: RedisClient;
   buildFlow: FlowBuilder;
 }
 
@@ -48,7 +48,7 @@ function where(cfg: Config): { database: string; redis: string } {
 }
 
 /** PING with a deadline: a Redis that does not answer must not hang the report. */
-async function redisProblem(redis: Redis): Promise<string | null> {
+async function redisProblem(redis: RedisClient): Promise<string | null> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<string>((resolve) => {
     timer = setTimeout(() => resolve('no answer to PING within 10 s'), 10_000);

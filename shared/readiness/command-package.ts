@@ -1,5 +1,5 @@
 import type { FlowJob } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { Config } from '../config.js';
 import { DEFAULT_APPROVAL_WINDOW_S, phasesFor, type RunMode } from '../jobs/catalog.js';
 import { countWorkers } from '../jobs/workers.js';
@@ -39,7 +39,7 @@ function flowProblems(flow: FlowJob, prefix: string): string[] {
 }
 
 /** Counts live workers per live-run phase and builds the flow; writes nothing to Redis. */
-export async function checkCommandPackage(cfg: Config, redis: Redis, buildFlow: FlowBuilder, targetName: string | null): Promise<PackageResult> {
+export async function checkCommandPackage(cfg: Config, redis: RedisClient, buildFlow: FlowBuilder, targetName: string | null): Promise<PackageResult> {
   const prefix = cfg.CUTTER_QUEUE_PREFIX;
   const phases = phasesFor('live');
   let counts: [string, number][];

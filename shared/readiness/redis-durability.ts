@@ -1,12 +1,11 @@
-import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
-import { redisDurability } from '../redis.js';
+import { describeDurability, redisDurability, type RedisClient } from '../redis.js';
 import { blocker, messageOf, type PackageResult } from './types.js';
 
 /**
  * Redis durability: BullMQ holds every run's flow in Redis, so a Redis that
  * may forget (no AOF) or evict keys can lose a run mid-flight. Read with
- * CONFIG GET, as precheck reads it.
+ * CONFIG GET, as precheck reads it: on a Redis Cluster, of every master.
  */
 
 export const REDIS_DURABILITY = 'Redis durability';
@@ -14,7 +13,7 @@ export const REDIS_DURABILITY = 'Redis durability';
 const FIX = 'Redis with appendonly yes and maxmemory-policy noeviction (CONFIG SET appendonly yes; CONFIG SET maxmemory-policy noeviction; and the same in redis.conf)';
 
 /** appendonly + noeviction, or a volatile Redis that is explicitly allowed (not blocking then). */
-export async function checkRedisDurability(cfg: Config, redis: Redis): Promise<PackageResult> {
+export async function checkRedisDurability(cfg: Config, redis: RedisClient): Promise<PackageResult> {
   let d;
   try {
     d = await redisDurability(redis);
@@ -29,7 +28,7 @@ export async function checkRedisDurability(cfg: Config, redis: Redis): Promise<P
       failure: null,
     };
   }
-  const seen = `CONFIG GET: appendonly=${d.appendonly ? 'yes' : 'no'}, maxmemory-policy=${d.maxmemoryPolicy || '(unset)'}`;
+  const seen = `CONFIG GET: ${describeDurability(d)}`;
   if (d.durable) return { name: REDIS_DURABILITY, runnable: 'YES', verified: `${seen}: a crash cannot silently lose a flow`, checks: [seen], blockers: [], failure: null };
   const allowed = cfg.CUTTER_ALLOW_VOLATILE_REDIS;
   const why = `Redis is volatile (${seen.replace('CONFIG GET: ', '')}): a Redis crash or eviction could lose an in-flight run (it would then fail closed, never half-applied)`;

@@ -1,12 +1,11 @@
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../shared/config.js';
 import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
 import type { PhaseMoment } from '../../shared/jobs/moments.js';
 import { PHASES, type Phase, type RunMode } from '../../shared/jobs/catalog.js';
-import { createRedis } from '../../shared/redis.js';
+import { createRedis, type RedisClient } from '../../shared/redis.js';
 import { RUN_LOST, RUN_LOST_AFTER_APPLY } from '../../shared/runs/reconcile.js';
 import { hasEnded } from '../../shared/runs/status.js';
 import { runView } from '../../shared/runs/view.js';
@@ -49,7 +48,7 @@ interface Rig {
   redisServer: PrivateRedis;
   cfg: Config;
   /** A client of the private Redis (enqueue, approvals, job states). */
-  client: Redis;
+  client: RedisClient;
   sovereign: LocalSovereign;
   fleets: Fleet[];
   workers: WorkerProcess[];

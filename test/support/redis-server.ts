@@ -34,9 +34,10 @@ export interface PrivateRedis {
 
 /**
  * A redis-server of its own on a free port, for tests that kill or restart
- * Redis; stopped by pid, never by touching the shared instance.
+ * Redis; stopped by pid, never by touching the shared instance. `args` adds
+ * settings (a cluster node's, say).
  */
-export async function startPrivateRedis(options: { appendOnly: boolean }): Promise<PrivateRedis> {
+export async function startPrivateRedis(options: { appendOnly: boolean; args?: readonly string[] }): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cutter-redis-'));
   const url = `redis://127.0.0.1:${port}`;
@@ -48,7 +49,7 @@ export async function startPrivateRedis(options: { appendOnly: boolean }): Promi
       [
         '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
         '--appendonly', options.appendOnly ? 'yes' : 'no', '--appendfsync', 'always',
-        '--maxmemory-policy', 'noeviction', '--daemonize', 'no',
+        '--maxmemory-policy', 'noeviction', '--daemonize', 'no', ...(options.args ?? []),
       ],
       { stdio: 'ignore' },
     );

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { parseConfig, type Config } from '../../shared/config.js';
@@ -28,7 +28,7 @@ export interface RunEnv {
   db: TestDatabase;
   cfg: Config;
   env: Record<string, string>;
-  redis: Redis;
+  redis: RedisClient;
   dir: string;
   /** A trusted sovereign key (not the operator's); more keys may be written into dir. */
   sovereign: { key: TestKey; dir: string };

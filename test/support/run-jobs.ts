@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import { jobId, PHASES, type Phase } from '../../shared/jobs/catalog.js';
 import { openPhaseQueues } from '../../shared/jobs/queues.js';
 
@@ -12,7 +12,7 @@ export interface RunJob {
  * Every job a run has in any phase queue, by phase (a phase without a job is
  * absent), read straight from Redis: what an admin sees in Bull Board.
  */
-export async function runJobs(redis: Redis, prefix: string, runId: string): Promise<Partial<Record<Phase, RunJob>>> {
+export async function runJobs(redis: RedisClient, prefix: string, runId: string): Promise<Partial<Record<Phase, RunJob>>> {
   const queues = openPhaseQueues(redis, prefix);
   try {
     const found: Partial<Record<Phase, RunJob>> = {};

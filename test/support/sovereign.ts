@@ -2,7 +2,7 @@ import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } fr
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Pool } from '../../shared/db/pool.js';
 import type { RunBinding } from '../../shared/approval/validate.js';
 import { waitFor } from './poll.js';
@@ -178,7 +178,7 @@ export async function postApproval(
 }
 
 /** The BullMQ state of a run's gate job ('delayed' while it waits for approval). */
-export async function gateJobState(redis: Redis, prefix: string, runId: string): Promise<string> {
+export async function gateJobState(redis: RedisClient, prefix: string, runId: string): Promise<string> {
   const queue = new Queue('approval-gate', { connection: redis, prefix });
   try {
     const job = await queue.getJob(`${runId}.approval-gate`);
@@ -190,7 +190,7 @@ export async function gateJobState(redis: Redis, prefix: string, runId: string):
 
 /** Waits until the run is awaiting approval and its gate job sits in `delayed`; returns what a signer needs. */
 export async function waitForGate(
-  env: { db: { pool: Pool }; redis: Redis; cfg: { CUTTER_QUEUE_PREFIX: string } },
+  env: { db: { pool: Pool }; redis: RedisClient; cfg: { CUTTER_QUEUE_PREFIX: string } },
   runId: string,
 ): Promise<{ runId: string; target: string; planSha256: string }> {
   await waitFor(`run ${runId} to pause at SG_1 with its gate delayed`, async () => {

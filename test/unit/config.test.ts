@@ -44,6 +44,28 @@ describe('configuration', () => {
     expect(cfg.BACKUP_GPG_FPR).toBe('AB'.repeat(20));
   });
 
+  it('reads a Redis Cluster from REDIS_URL=redis+cluster://… and refuses it with a prefix that is not a hash tag', () => {
+    const cfg = parseConfig({ REDIS_URL: 'redis+cluster://10.0.0.1:7000,10.0.0.2:7000,[::1]:7001', CUTTER_QUEUE_PREFIX: '{cutter}' });
+    expect(cfg.REDIS_URL).toBe('redis+cluster://10.0.0.1:7000,10.0.0.2:7000,[::1]:7001');
+    expect(parseConfig({ REDIS_URL: 'rediss+cluster://cutter:s3cret@redis-a.internal:6380', CUTTER_QUEUE_PREFIX: '{ops}' }).CUTTER_QUEUE_PREFIX).toBe('{ops}');
+
+    const plain = failure({ REDIS_URL: 'redis+cluster://10.0.0.1:7000' });
+    expect(plain.code).toBe('CONFIG_INVALID');
+    expect(plain.variable).toBe('CUTTER_QUEUE_PREFIX');
+    expect(plain.message).toBe(
+      'CUTTER_QUEUE_PREFIX must be a hash tag such as {cutter} when REDIS_URL names a Redis Cluster: every key of every phase queue must hash to one slot, as a run\'s flow spans the queues',
+    );
+    expect(failure({ REDIS_URL: 'redis+cluster://10.0.0.1:7000', CUTTER_QUEUE_PREFIX: 'ops' }).message).toMatch(/^CUTTER_QUEUE_PREFIX must be a hash tag such as \{ops\} /);
+
+    for (const bad of ['redis+cluster://', 'redis+cluster://a:7000,,b:7000', 'redis+cluster://a:99999', 'redis+cluster://a:7000/1', 'redis+cluster://a b:7000']) {
+      const err = failure({ REDIS_URL: bad, CUTTER_QUEUE_PREFIX: '{cutter}' });
+      expect(err.variable, bad).toBe('REDIS_URL');
+      expect(err.message, bad).toMatch(/^REDIS_URL must be of the form redis\+cluster:\/\/host:port,host:port,… \(rediss\+cluster:\/\/ for TLS\) for a Redis Cluster: it /);
+    }
+    // A password never appears in the refusal.
+    expect(failure({ REDIS_URL: 'redis+cluster://u:hunter2@a:7000/0', CUTTER_QUEUE_PREFIX: '{cutter}' }).message).not.toContain('hunter2');
+  });
+
   it('has no test switches: CUTTER_FAULT and CUTTER_TEST_DISABLE_LEDGER are read by the crash tests\' preload only', () => {
     const cfg = parseConfig({ CUTTER_OPERATOR: 'alice', CUTTER_FAULT: 'execute.middle', CUTTER_TEST_DISABLE_LEDGER: 'true' });
     expect(Object.keys(cfg).filter((k) => k.startsWith('CUTTER_FAULT') || k.startsWith('CUTTER_TEST_'))).toEqual([]);

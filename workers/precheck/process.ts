@@ -2,7 +2,7 @@ import { runSelftestAcrossRestart } from '../../shared/backup/selftest.js';
 import { backupSpecFromConfig } from '../../shared/backup/spec.js';
 import { CutterError } from '../../shared/errors.js';
 import { phasesFor } from '../../shared/jobs/catalog.js';
-import { redisDurability } from '../../shared/redis.js';
+import { describeDurability, redisDurability } from '../../shared/redis.js';
 import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
 import { saveBaseline } from '../../shared/runs/store.js';
 import { requireC3 } from '../../shared/targets/criteria.js';
@@ -25,12 +25,12 @@ async function processPrecheck({ run }: PhaseCall, deps: PhaseDeps): Promise<Pha
   if (run.mode === 'live' && !durability.durable && !deps.cfg.CUTTER_ALLOW_VOLATILE_REDIS) {
     throw new CutterError(
       'PRECHECK_REDIS_VOLATILE',
-      `Redis is volatile (appendonly=${durability.appendonly ? 'yes' : 'no'}, maxmemory-policy=${durability.maxmemoryPolicy}): ` +
+      `Redis is volatile (${describeDurability(durability)}): ` +
         'a crash could lose the run; enable appendonly + noeviction, or set CUTTER_ALLOW_VOLATILE_REDIS=true deliberately',
     );
   }
 
-  // Asked of every queue at once: each answer is a CLIENT LIST of the whole Redis.
+  // Asked of every queue at once: each answer is a CLIENT LIST of the whole Redis (of every node of a cluster).
   const phases = phasesFor(run.mode);
   const served = await Promise.all(phases.map(async (phase) => (await deps.queues[phase].getWorkers()).length > 0));
   const unserved = phases.filter((_, i) => !served[i]);

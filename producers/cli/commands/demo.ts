@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../shared/redis.js';
 import type { Config } from '../../../shared/config.js';
 import type { Pool } from '../../../shared/db/pool.js';
 import { migrate } from '../../../shared/deploy/migrate.js';
@@ -73,7 +73,7 @@ function seedLines(seeded: SeedResult): string[] {
  * Skipped once the corpus already holds the cut. Returns the run id, null
  * when skipped, or FAILED.
  */
-async function demoLiveRun(args: { cfg: Config; pool: Pool; redis: Redis; sovereign: LocalSovereign }): Promise<string | null> {
+async function demoLiveRun(args: { cfg: Config; pool: Pool; redis: RedisClient; sovereign: LocalSovereign }): Promise<string | null> {
   const { cfg, pool, redis, sovereign } = args;
   out('5. live run of the same snapshot, approved by the demo sovereign key (demo only)');
   const cut = await pool.query(`SELECT 1 FROM public.information_unit WHERE corpus = 'ICX-WORK' AND key = 'ICX-WORK/099'`);
