@@ -263,10 +263,20 @@ async function exportSnapshot(client: pg.Client): Promise<ServerInfo> {
   return row;
 }
 
-/** The audit chain's head in the exported snapshot: the last audit row the dump holds (null in a database without a chain). */
+/**
+ * The audit chain's head in the exported snapshot: the last audit row the
+ * dump holds (null in a database without a chain). Asked of the catalog
+ * first, which any role may read: a role that may not read the chain gets
+ * null here, and pg_dump then says what it may not read, without this
+ * query's error ending the snapshot's transaction first.
+ */
 async function chainHeadInSnapshot(client: pg.Client): Promise<string | null> {
-  const { rows } = await client.query<{ found: boolean }>(`SELECT to_regclass('cutter_governance.audit_event') IS NOT NULL AS found`);
-  if (!rows[0]?.found) return null;
+  const { rows } = await client.query<{ readable: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = 'cutter_governance' AND c.relname = 'audit_event'
+                       AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')) AS readable`,
+  );
+  if (!rows[0]?.readable) return null;
   const head = await readChainHead(client);
   return head ? formatHead(head) : null;
 }
