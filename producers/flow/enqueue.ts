@@ -11,10 +11,10 @@ import type { RunMode } from '../../shared/jobs/catalog.js';
 import { removeRunJobs } from '../../shared/jobs/cleanup.js';
 import { openPhaseQueues } from '../../shared/jobs/queues.js';
 import { isStopped } from '../../shared/runs/status.js';
-import { failRun, getRun, getRunByIdempotencyKey, insertRun, newRunId } from '../../shared/runs/store.js';
+import { failRun, getRun, getRunByIdempotencyKey, insertRun, newRunId, type NewRun } from '../../shared/runs/store.js';
 import { acquireCorpusLock, releaseCorpusLock } from '../../shared/targets/lock.js';
 import { requireC3 } from '../../shared/targets/criteria.js';
-import { requireTarget, type TargetRecord } from '../../shared/targets/registry.js';
+import { requireTarget } from '../../shared/targets/registry.js';
 import { buildRunFlow } from './tree.js';
 
 export interface EnqueueRequest {
@@ -52,7 +52,21 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
   const snapshotSha256 = await fileSha256(snapshotPath);
   const runId = newRunId();
   try {
-    await insertRunAndLock(deps.pool, { ...req, runId, target, snapshotPath, snapshotSha256 });
+    await insertRunAndLock(
+      deps.pool,
+      {
+        runId,
+        target: target.name,
+        corpus: target.corpus,
+        mode: req.mode,
+        operator: req.operator,
+        snapshotPath,
+        snapshotSha256,
+        idempotencyKey: req.idempotencyKey ?? null,
+        approvalWindowS: req.approvalWindowS,
+      },
+      { snapshot_sha256: snapshotSha256 },
+    );
   } catch (err) {
     // A retry racing the original with the same key: the check above saw no
     // run yet, and the key's UNIQUE index made this insert wait for the
@@ -64,9 +78,32 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
     }
     throw err;
   }
+  await addRunFlow(deps, { runId, mode: req.mode, approvalWindowS: req.approvalWindowS });
+  return { runId, created: true };
+}
+
+/**
+ * The run row, the corpus lock (C4) and the audit event in one transaction:
+ * a refused lock leaves no run behind.
+ */
+export async function insertRunAndLock(pool: Pool, run: NewRun, audit: Record<string, unknown>): Promise<void> {
+  await withTransaction(pool, async (client) => {
+    await insertRun(client, run);
+    await acquireCorpusLock(client, { corpus: run.corpus, runId: run.runId });
+    await appendAudit(client, { actor: run.operator, kind: 'run.enqueued', runId: run.runId, detail: { target: run.target, mode: run.mode, ...audit } });
+  });
+}
+
+/**
+ * Adds the run's flow (one job per phase). A flow that cannot be added fails
+ * the run and lets its corpus go; a cancel that came in meanwhile removes
+ * the jobs at once.
+ */
+export async function addRunFlow(deps: EnqueueDeps, run: { runId: string; mode: RunMode; approvalWindowS: number }): Promise<void> {
+  const { runId } = run;
   const producer = new FlowProducer({ connection: deps.redis, prefix: deps.prefix });
   try {
-    await producer.add(buildRunFlow({ runId, mode: req.mode, approvalWindowMs: req.approvalWindowS * 1000, prefix: deps.prefix }));
+    await producer.add(buildRunFlow({ runId, mode: run.mode, approvalWindowMs: run.approvalWindowS * 1000, prefix: deps.prefix }));
   } catch (err) {
     await failRun(deps.pool, { runId, phase: 'precheck', code: 'ENQUEUE_FAILED', message: `could not add the flow: ${(err as Error).message}` });
     await releaseCorpusLock(deps.pool, runId);
@@ -75,38 +112,6 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
     await producer.close();
   }
   await removeIfCancelledMeanwhile(deps, runId);
-  return { runId, created: true };
-}
-
-/**
- * The run row, the corpus lock (C4) and the audit event in one transaction:
- * a refused lock leaves no run behind.
- */
-async function insertRunAndLock(
-  pool: Pool,
-  args: Omit<EnqueueRequest, 'target'> & { runId: string; target: TargetRecord; snapshotSha256: string },
-): Promise<void> {
-  const { runId, target } = args;
-  await withTransaction(pool, async (client) => {
-    await insertRun(client, {
-      runId,
-      target: target.name,
-      corpus: target.corpus,
-      mode: args.mode,
-      operator: args.operator,
-      snapshotPath: args.snapshotPath,
-      snapshotSha256: args.snapshotSha256,
-      idempotencyKey: args.idempotencyKey ?? null,
-      approvalWindowS: args.approvalWindowS,
-    });
-    await acquireCorpusLock(client, { corpus: target.corpus, runId });
-    await appendAudit(client, {
-      actor: args.operator,
-      kind: 'run.enqueued',
-      runId,
-      detail: { target: target.name, mode: args.mode, snapshot_sha256: args.snapshotSha256 },
-    });
-  });
 }
 
 /**

@@ -6,6 +6,7 @@ import { requireC3 } from '../targets/criteria.js';
 import type { TargetRecord } from '../targets/registry.js';
 import { planSummary, type PlanSummary } from '../jobs/results.js';
 import { canonicalHeader, hashStoredItems } from './hash.js';
+import { runAllowance, type RunAllowance } from './run-allowance.js';
 import { allowanceExcess, scopeOfSummary } from './scope.js';
 
 /**
@@ -22,8 +23,13 @@ import { allowanceExcess, scopeOfSummary } from './scope.js';
  * among them that make a forbidden move, and the insert of the items, which
  * writes nothing when any move is forbidden. Returns the forbidden moves (the
  * first 20 by key, and how many) and the item counts by op and transition.
- * $1 run id, $2 corpus. Bodies are compared by their sha256. Among changed
- * units, a retired one is always forbidden: out of retired, or revised.
+ * $1 run id, $2 corpus, $3 the run it reverts (null for a run of a snapshot).
+ * Bodies are compared by their sha256. Among changed units of a snapshot's
+ * plan, a retired one is always forbidden: out of retired, or revised. A
+ * revert's plan may take, for each unit, exactly the inverse of the reverted
+ * run's transition for it and nothing else (it never creates a unit); the
+ * trigger cut_change_item_revert then checks each item against that run's
+ * item whole.
  */
 const DIFF_AND_INSERT = `
   WITH diff AS MATERIALIZED (
@@ -35,10 +41,16 @@ const DIFF_AND_INSERT = `
      WHERE s.run_id = $1
        AND (u.id IS NULL OR u.state <> s.state OR v.body_sha256 IS DISTINCT FROM s.body_sha256)
   ), forbidden AS (
-    SELECT key, coalesce(pre_state, 'new') AS from_state, post_state AS to_state
-      FROM diff
-     WHERE (unit_id IS NULL AND post_state = 'retired') OR pre_state = 'retired'
-        OR (pre_state = 'enacted' AND post_state = 'draft')
+    SELECT d.key, coalesce(d.pre_state, 'new') AS from_state, d.post_state AS to_state
+      FROM diff d
+     WHERE CASE WHEN $3::text IS NULL
+                THEN (d.unit_id IS NULL AND d.post_state = 'retired') OR d.pre_state = 'retired'
+                     OR (d.pre_state = 'enacted' AND d.post_state = 'draft')
+                ELSE d.unit_id IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM cutter_governance.cut_change_item o
+                        WHERE o.run_id = $3 AND o.key = d.key
+                          AND cutter_governance.inverse_transition(o.transition) IS NOT DISTINCT FROM
+                              CASE WHEN d.pre_state <> d.post_state THEN d.pre_state || '->' || d.post_state END) END
   ), items AS (
     INSERT INTO cutter_governance.cut_change_item
       (run_id, key, op, transition, unit_id, pre_state, pre_version, pre_body_sha256,
@@ -94,8 +106,8 @@ export async function buildPlan(client: PoolClient, args: { runId: string; targe
   return atomically(client, async () => {
     // Two deliveries of the same cutplan job take turns; the second finds the first's plan.
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('cutter.plan'), hashtext($1))`, [runId]);
-    const run = await client.query<{ mode: 'dry' | 'live'; target: string; corpus: string }>(
-      'SELECT mode, target, corpus FROM cutter_governance.run WHERE run_id = $1',
+    const run = await client.query<{ mode: 'dry' | 'live'; target: string; corpus: string; revert_of: string | null }>(
+      'SELECT mode, target, corpus, revert_of FROM cutter_governance.run WHERE run_id = $1',
       [runId],
     );
     const row = run.rows[0];
@@ -117,12 +129,12 @@ export async function buildPlan(client: PoolClient, args: { runId: string; targe
       [runId, target.name, target.corpus, PLACEHOLDER_SHA],
     );
     const before = await client.query<{ wm: string }>(`SELECT current_setting('work_mem') AS wm, set_config('work_mem', $1, true)`, [PLAN_WORK_MEM]);
-    const diff = (await client.query<DiffResult>(DIFF_AND_INSERT, [runId, target.corpus])).rows[0];
+    const diff = (await client.query<DiffResult>(DIFF_AND_INSERT, [runId, target.corpus, row.revert_of])).rows[0];
     await client.query(`SELECT set_config('work_mem', $1, true)`, [before.rows[0]?.wm ?? PLAN_WORK_MEM]);
     if (!diff) throw new Error('the diff statement returned no row');
-    refuseForbidden(diff);
+    refuseForbidden(diff, row.revert_of);
     const counts = summarise(diff.counts);
-    checkC6(target, counts);
+    checkC6(target, counts, await runAllowance(client, runId, target));
 
     const hash = createHash('sha256').update(canonicalHeader(target.corpus));
     await hashStoredItems(client, runId, hash);
@@ -149,14 +161,16 @@ export async function storedSummary(client: PoolClient, runId: string): Promise<
   return { plan_sha256: r.plan_sha256, unit_count: r.unit_count, by_op: sorted(r.by_op), by_transition: sorted(r.by_transition) };
 }
 
-function refuseForbidden(diff: DiffResult): void {
+function refuseForbidden(diff: DiffResult, revertOf: string | null): void {
   if (diff.forbidden_total === 0) return;
   const listed = diff.forbidden.map((r) => `${r.key} ${r.from_state === r.to_state ? `${r.from_state} (revise)` : `${r.from_state}->${r.to_state}`}`);
   const more = diff.forbidden_total > listed.length ? `, and ${diff.forbidden_total - listed.length} more` : '';
+  const rule = revertOf
+    ? `A revert takes, for each unit, exactly the inverse of what run ${revertOf} did to it, and touches nothing else.`
+    : 'A unit never leaves retired (nor is revised once retired), never goes from enacted back to draft, and is never created retired.';
   throw new CutterError(
     'PLAN_FORBIDDEN_TRANSITION',
-    `the snapshot asks for ${diff.forbidden_total} forbidden transition(s): ${listed.join(', ')}${more}. ` +
-      'A unit never leaves retired (nor is revised once retired), never goes from enacted back to draft, and is never created retired.',
+    `the ${revertOf ? 'revert\'s input' : 'snapshot'} asks for ${diff.forbidden_total} forbidden transition(s): ${listed.join(', ')}${more}. ${rule}`,
     { kind: 'refused' },
   );
 }
@@ -180,15 +194,23 @@ function summarise(rows: DiffResult['counts']): Omit<PlanSummary, 'plan_sha256'>
   return { unit_count: units, by_op: sortedRecord(byOp), by_transition: sortedRecord(byTransition) };
 }
 
-/** C6: within max_units, and every transition kind (revise included) allowed by the target. */
-export function checkC6(target: Pick<TargetRecord, 'name' | 'maxUnits' | 'allowedTransitions'>, counts: Omit<PlanSummary, 'plan_sha256'>): void {
-  const excess = allowanceExcess(scopeOfSummary(counts), { maxUnits: target.maxUnits, transitions: target.allowedTransitions });
+/**
+ * C6: within max_units, and every transition kind (revise included) allowed
+ * by the target: its allowed_transitions, or for a revert those inverted
+ * (shared/plan/run-allowance.ts).
+ */
+export function checkC6(
+  target: Pick<TargetRecord, 'name' | 'maxUnits' | 'allowedTransitions'>,
+  counts: Omit<PlanSummary, 'plan_sha256'>,
+  allowance: Pick<RunAllowance, 'transitions' | 'label'> = { transitions: target.allowedTransitions, label: 'allowed_transitions' },
+): void {
+  const excess = allowanceExcess(scopeOfSummary(counts), { maxUnits: target.maxUnits, transitions: allowance.transitions });
   if (!excess) return;
   const problems: string[] = [];
   if (excess.units !== null) problems.push(`${excess.units} units is over max_units ${target.maxUnits}`);
   if (excess.transitions.length) {
     const listed = excess.transitions.map((k) => `${k} (${counts.by_transition[k] ?? 0} units)`);
-    problems.push(`transitions not in allowed_transitions (${target.allowedTransitions.join(', ')}): ${listed.join(', ')}`);
+    problems.push(`transitions not in ${allowance.label} (${allowance.transitions.join(', ')}): ${listed.join(', ')}`);
   }
   throw new CutterError('C6_ALLOWANCE', `C6: the plan exceeds target ${target.name}'s allowance: ${problems.join('; ')}`, { kind: 'refused' });
 }

@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { Phase } from '../jobs/catalog.js';
 import type { PhaseResult } from '../jobs/results.js';
+import { listSkipped } from '../revert/skipped.js';
 import { loadVerifyResult } from './checks.js';
 import { completedResult, getPhases, getRun, runBaseline, type PhaseRow } from './store.js';
 
@@ -35,6 +36,7 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     '',
     `- target: ${run.target} (corpus ${run.corpus})`,
     `- mode: ${run.mode}`,
+    ...(run.revert_of === null ? [] : [`- revert of: ${run.revert_of} (its plan is the inverse of what that run applied)`]),
     `- operator: ${run.operator}`,
     `- status: ${run.status}${statusDetail(run)}`,
     `- verdict: **${run.verdict ?? 'none yet'}**`,
@@ -69,6 +71,7 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     lines.push(`- plan_sha256: \`${plan.plan_sha256}\``, `- unit_count: ${plan.unit_count}`,
       `- by_op: ${JSON.stringify(plan.by_op)}`, `- by_transition: ${JSON.stringify(plan.by_transition)}`, '');
   } else lines.push(...absent('cutplan'));
+  if (run.revert_of !== null) lines.push(...(await skippedSection(pool, run.run_id, run.revert_skip_drifted)));
   const backup = await result('backup');
   lines.push('## Backup', '');
   if (backup) {
@@ -90,6 +93,20 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
   if (unreadable.length) lines.push('## Unreadable records', '', ...unreadable.map((u) => `- ${u}`), '');
   lines.push(`## Verdict`, '', `**${run.verdict ?? 'none'}**`, '');
   return lines.join('\n');
+}
+
+/** How many of a revert's skipped units the report lists by name. */
+const SKIPPED_LISTED = 100;
+
+/** A revert's units left out because they changed after the run it reverts (--skip-drifted). */
+async function skippedSection(pool: Pool | PoolClient, runId: string, skipDrifted: boolean): Promise<string[]> {
+  const skipped = await listSkipped(pool, runId, SKIPPED_LISTED);
+  const lines = ['### Skipped (changed after the reverted run)', ''];
+  if (skipped.count === 0) return [...lines, skipDrifted ? '- none' : '- none: without --skip-drifted a changed unit refuses the revert', ''];
+  lines.push('| key | changed by run |', '|---|---|');
+  for (const u of skipped.units) lines.push(`| ${u.key} | ${u.changed_by_run ?? '(no run recorded)'} |`);
+  if (skipped.count > skipped.units.length) lines.push('', `… and ${skipped.count - skipped.units.length} more (cutter_governance.revert_skip)`);
+  return [...lines, ''];
 }
 
 function duration(p: PhaseRow): string {
