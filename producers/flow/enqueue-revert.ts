@@ -1,5 +1,6 @@
 import type { RunMode } from '../../shared/jobs/catalog.js';
-import { judgeRevert, refuseRevert, requireRevertible, type DriftedUnit } from '../../shared/revert/input.js';
+import { judgeRevert } from '../../shared/revert/input.js';
+import { refuseRevert, requireRevertible, type DriftedUnit } from '../../shared/revert/judge.js';
 import { newRunId } from '../../shared/runs/store.js';
 import { requireC3 } from '../../shared/targets/criteria.js';
 import { requireTarget } from '../../shared/targets/registry.js';
@@ -28,7 +29,7 @@ export async function enqueueRevert(deps: EnqueueDeps, req: RevertRequest): Prom
   const original = await requireRevertible(deps.pool, req.revertOf);
   const target = await requireTarget(deps.pool, original.target);
   await requireC3(deps.pool, target, req.mode);
-  const judged = await judgeRevert(deps.pool, req.revertOf);
+  const judged = await judgeRevert(deps.pool, req.revertOf, original.corpus);
   refuseRevert(req.revertOf, judged, req.skipDrifted);
   const runId = newRunId();
   await insertRunAndLock(

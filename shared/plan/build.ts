@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { PoolClient } from '../db/pool.js';
+import { isPgError } from '../db/errors.js';
 import { atomically } from '../db/savepoint.js';
 import { CutterError } from '../errors.js';
 import { requireC3 } from '../targets/criteria.js';
@@ -26,10 +27,9 @@ import { allowanceExcess, scopeOfSummary } from './scope.js';
  * $1 run id, $2 corpus, $3 the run it reverts (null for a run of a snapshot).
  * Bodies are compared by their sha256. Among changed units of a snapshot's
  * plan, a retired one is always forbidden: out of retired, or revised. A
- * revert's plan may take, for each unit, exactly the inverse of the reverted
- * run's transition for it and nothing else (it never creates a unit); the
- * trigger cut_change_item_revert then checks each item against that run's
- * item whole.
+ * revert's plan is judged by the database instead, item by item against the
+ * reverted run's (trigger cut_change_item_revert: exactly the inverse, and
+ * nothing else), since its moves are the ones forbidden here.
  */
 const DIFF_AND_INSERT = `
   WITH diff AS MATERIALIZED (
@@ -41,16 +41,11 @@ const DIFF_AND_INSERT = `
      WHERE s.run_id = $1
        AND (u.id IS NULL OR u.state <> s.state OR v.body_sha256 IS DISTINCT FROM s.body_sha256)
   ), forbidden AS (
-    SELECT d.key, coalesce(d.pre_state, 'new') AS from_state, d.post_state AS to_state
-      FROM diff d
-     WHERE CASE WHEN $3::text IS NULL
-                THEN (d.unit_id IS NULL AND d.post_state = 'retired') OR d.pre_state = 'retired'
-                     OR (d.pre_state = 'enacted' AND d.post_state = 'draft')
-                ELSE d.unit_id IS NULL OR NOT EXISTS (
-                       SELECT 1 FROM cutter_governance.cut_change_item o
-                        WHERE o.run_id = $3 AND o.key = d.key
-                          AND cutter_governance.inverse_transition(o.transition) IS NOT DISTINCT FROM
-                              CASE WHEN d.pre_state <> d.post_state THEN d.pre_state || '->' || d.post_state END) END
+    SELECT key, coalesce(pre_state, 'new') AS from_state, post_state AS to_state
+      FROM diff
+     WHERE $3::text IS NULL
+       AND ((unit_id IS NULL AND post_state = 'retired') OR pre_state = 'retired'
+            OR (pre_state = 'enacted' AND post_state = 'draft'))
   ), items AS (
     INSERT INTO cutter_governance.cut_change_item
       (run_id, key, op, transition, unit_id, pre_state, pre_version, pre_body_sha256,
@@ -129,10 +124,10 @@ export async function buildPlan(client: PoolClient, args: { runId: string; targe
       [runId, target.name, target.corpus, PLACEHOLDER_SHA],
     );
     const before = await client.query<{ wm: string }>(`SELECT current_setting('work_mem') AS wm, set_config('work_mem', $1, true)`, [PLAN_WORK_MEM]);
-    const diff = (await client.query<DiffResult>(DIFF_AND_INSERT, [runId, target.corpus, row.revert_of])).rows[0];
+    const diff = (await client.query<DiffResult>(DIFF_AND_INSERT, [runId, target.corpus, row.revert_of]).catch((err: unknown) => refuseNotInverse(err, row.revert_of))).rows[0];
     await client.query(`SELECT set_config('work_mem', $1, true)`, [before.rows[0]?.wm ?? PLAN_WORK_MEM]);
     if (!diff) throw new Error('the diff statement returned no row');
-    refuseForbidden(diff, row.revert_of);
+    refuseForbidden(diff);
     const counts = summarise(diff.counts);
     checkC6(target, counts, await runAllowance(client, runId, target));
 
@@ -161,17 +156,33 @@ export async function storedSummary(client: PoolClient, runId: string): Promise<
   return { plan_sha256: r.plan_sha256, unit_count: r.unit_count, by_op: sorted(r.by_op), by_transition: sorted(r.by_transition) };
 }
 
-function refuseForbidden(diff: DiffResult, revertOf: string | null): void {
+function refuseForbidden(diff: DiffResult): void {
   if (diff.forbidden_total === 0) return;
   const listed = diff.forbidden.map((r) => `${r.key} ${r.from_state === r.to_state ? `${r.from_state} (revise)` : `${r.from_state}->${r.to_state}`}`);
   const more = diff.forbidden_total > listed.length ? `, and ${diff.forbidden_total - listed.length} more` : '';
-  const rule = revertOf
-    ? `A revert takes, for each unit, exactly the inverse of what run ${revertOf} did to it, and touches nothing else.`
-    : 'A unit never leaves retired (nor is revised once retired), never goes from enacted back to draft, and is never created retired.';
   throw new CutterError(
     'PLAN_FORBIDDEN_TRANSITION',
-    `the ${revertOf ? 'revert\'s input' : 'snapshot'} asks for ${diff.forbidden_total} forbidden transition(s): ${listed.join(', ')}${more}. ${rule}`,
+    `the snapshot asks for ${diff.forbidden_total} forbidden transition(s): ${listed.join(', ')}${more}. ` +
+      'A unit never leaves retired (nor is revised once retired), never goes from enacted back to draft, and is never created retired.',
     { kind: 'refused' },
+  );
+}
+
+/**
+ * The database refused the items (trigger cut_change_item_revert): a
+ * revert's item that is not the inverse of the reverted run's (a unit
+ * changed between discover and cutplan), or a revert's move in a plan that
+ * is no revert's.
+ */
+function refuseNotInverse(err: unknown, revertOf: string | null): never {
+  if (!isPgError(err, 'CX011') && !isPgError(err, 'CX010')) throw err;
+  const why = (err as Error).message;
+  throw new CutterError(
+    'PLAN_FORBIDDEN_TRANSITION',
+    revertOf
+      ? `${why}: a revert takes, for each unit, exactly the inverse of what run ${revertOf} did to it (a unit changed since its input was computed: enqueue the revert again)`
+      : `${why}: only a revert takes the inverse of a transition`,
+    { kind: 'refused', cause: err },
   );
 }
 

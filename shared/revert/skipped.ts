@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
-import type { DriftedUnit } from './input.js';
+import type { DriftedUnit } from './judge.js';
 
 /**
  * The units a revert left out with --skip-drifted (cutter_governance.revert_skip),

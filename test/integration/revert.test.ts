@@ -257,6 +257,28 @@ describe('cutter revert', () => {
     expect(again.result.stderr).toContain('[REVERT_DRIFTED]');
     expect(await count('SELECT count(*)::int AS n FROM cutter_governance.run WHERE revert_of = ANY ($1)', [[dry, failed, cutId]])).toBe(1);
   }, 180_000);
+
+  it('checks its computed input as it checks a snapshot (C5): a body no snapshot may hold fails the revert in discover, staging nothing', async () => {
+    // A unit another tool wrote with a body over the snapshot limit, which a cut then revised.
+    const big = key(300);
+    const { rows } = await env.db.pool.query<{ id: number }>(
+      `INSERT INTO information_unit (corpus, key, state, current_version) VALUES ('ICX-WORK', $1, 'draft', 1) RETURNING id`,
+      [big],
+    );
+    const body = 'x'.repeat(1_100_000);
+    await env.db.pool.query(`INSERT INTO unit_version (unit_id, version, body, body_sha256) VALUES ($1, 1, $2, encode(sha256(convert_to($2, 'UTF8')), 'hex'))`, [rows[0]?.id, body]);
+    await env.db.pool.query(`INSERT INTO iu_lifecycle_log (unit_id, from_state, to_state, version, actor) VALUES ($1, NULL, 'draft', 1, 'another tool')`, [rows[0]?.id]);
+    const cut = await liveCut(snapshot('shrink', [{ key: big, state: 'draft', body: `${big}: a body of a sensible size.` }]));
+
+    const { result, view } = await revertCli([cut, '--mode', 'dry']);
+    expect(result.code).toBe(1);
+    expect(view?.status).toBe('failed');
+    expect(view?.failed_phase).toBe('discover');
+    expect(view?.error?.code).toBe('SNAPSHOT_INVALID');
+    expect(view?.error?.message).toContain(`(the inverse of run ${cut}) is invalid`);
+    expect(view?.error?.message).toContain('oversize body');
+    expect(await count('SELECT count(*)::int AS n FROM cutter_governance.snapshot_record WHERE run_id = $1', [view?.run_id])).toBe(0);
+  }, 180_000);
 });
 
 describe('the database holds the revert rules', () => {

@@ -1,12 +1,13 @@
 import { withTransaction } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
-import { judgeRevert, refuseRevert, revertSource } from '../../shared/revert/input.js';
+import { computeRevertInput } from '../../shared/revert/input.js';
+import { refuseRevert } from '../../shared/revert/judge.js';
 import { recordSkipped } from '../../shared/revert/skipped.js';
 import type { RunRow } from '../../shared/runs/store.js';
-import { stageSnapshotWith } from '../../shared/snapshot/stage.js';
+import { stageSnapshotWith, type StageResult } from '../../shared/snapshot/stage.js';
 import { acquireCorpusLock } from '../../shared/targets/lock.js';
 import { reachMoment } from '../../shared/jobs/moments.js';
-import type { PhaseWorker } from '../context.js';
+import type { PhaseDeps, PhaseWorker } from '../context.js';
 
 /**
  * Stages the run's input. For a run of a snapshot, the file the operator
@@ -23,24 +24,39 @@ export const discoverWorker: PhaseWorker<'discover'> = {
     const input = inputOf(run);
     await acquireCorpusLock(deps.pool, { corpus: run.corpus, runId: run.run_id });
     await reachMoment('discover.middle', run.run_id); // the lock held, nothing staged yet
-    const staged = await withTransaction(deps.pool, async (client) => {
-      const args = { runId: run.run_id, corpus: run.corpus };
-      if ('revertOf' in input) {
-        const judged = await judgeRevert(client, input.revertOf);
-        refuseRevert(input.revertOf, judged, input.skipDrifted);
-        await recordSkipped(client, run.run_id, judged.drifted);
-        return stageSnapshotWith(client, { ...args, source: revertSource(deps.pool, input.revertOf, judged.items - judged.drifted.length) });
-      }
-      const result = await stageSnapshotWith(client, { ...args, path: input.path });
-      if (result.sha256 !== input.sha256) {
-        throw new CutterError('SNAPSHOT_CHANGED', `snapshot ${input.path} changed after the run was enqueued (sha256 ${result.sha256} ≠ ${input.sha256})`);
-      }
-      return result;
-    });
+    const staged = 'revertOf' in input ? await stageRevert(deps, run, input) : await stageFile(deps, run, input);
     await progress({ records: staged.records, bytes: staged.bytes });
     return { records: staged.records, bytes: staged.bytes, sha256: staged.sha256 };
   },
 };
+
+/** The snapshot file, which must hash to what it did at enqueue. */
+async function stageFile(deps: PhaseDeps, run: RunRow, input: { path: string; sha256: string }): Promise<StageResult> {
+  return withTransaction(deps.pool, async (client) => {
+    const result = await stageSnapshotWith(client, { runId: run.run_id, corpus: run.corpus, path: input.path });
+    if (result.sha256 !== input.sha256) {
+      throw new CutterError('SNAPSHOT_CHANGED', `snapshot ${input.path} changed after the run was enqueued (sha256 ${result.sha256} ≠ ${input.sha256})`);
+    }
+    return result;
+  });
+}
+
+/**
+ * A revert's input, computed now and staged; drifted units refuse it, or
+ * with --skip-drifted are recorded as skipped in the staging's commit.
+ */
+async function stageRevert(deps: PhaseDeps, run: RunRow, input: { revertOf: string; skipDrifted: boolean }): Promise<StageResult> {
+  const computed = await computeRevertInput(deps.pool, input.revertOf, run.corpus);
+  try {
+    refuseRevert(input.revertOf, computed.judgement, input.skipDrifted);
+    return await withTransaction(deps.pool, async (client) => {
+      await recordSkipped(client, run.run_id, computed.judgement.drifted);
+      return stageSnapshotWith(client, { runId: run.run_id, corpus: run.corpus, source: computed.source });
+    });
+  } finally {
+    await computed.close();
+  }
+}
 
 /** The run's input as enqueued: a snapshot file and its sha256 then, or the run it reverts. */
 function inputOf(run: RunRow): { path: string; sha256: string } | { revertOf: string; skipDrifted: boolean } {

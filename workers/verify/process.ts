@@ -31,9 +31,12 @@ export const verifyWorker: PhaseWorker<'verify'> = {
     } else {
       const plan = completedResult(await getPhases(deps.pool, run.run_id), 'cutplan');
       if (!plan) throw new CutterError('PLAN_FINGERPRINT_MISSING', `run ${run.run_id}: cutplan recorded no fingerprint`);
-      checks = await liveRunChecks(deps.pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, outsideAtPlan: plan.outside_fingerprint });
-      // A revert also proves that what it reverted is as it was before the run it reverts.
-      if (run.revert_of !== null) checks.push(...(await revertChecks(deps.pool, { runId: run.run_id, revertOf: run.revert_of })));
+      // A revert also proves that what it reverted is as it was before the run it reverts (read side by side).
+      const [live, revert] = await Promise.all([
+        liveRunChecks(deps.pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, outsideAtPlan: plan.outside_fingerprint }),
+        run.revert_of === null ? [] : revertChecks(deps.pool, { runId: run.run_id, revertOf: run.revert_of }),
+      ]);
+      checks = [...live, ...revert];
     }
     const passed = checks.every((c) => c.passed);
     await saveVerifyResult(deps.pool, run.run_id, checks);

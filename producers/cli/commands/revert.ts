@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { CutterError } from '../../../shared/errors.js';
 import { DEFAULT_APPROVAL_WINDOW_S } from '../../../shared/jobs/catalog.js';
-import { describeDrift } from '../../../shared/revert/input.js';
+import { describeDrift } from '../../../shared/revert/judge.js';
 import { endedUnsuccessful } from '../../../shared/runs/status.js';
 import type { RunView } from '../../../shared/runs/view.js';
 import { enqueueRevert } from '../../flow/enqueue-revert.js';
