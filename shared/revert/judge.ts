@@ -1,5 +1,9 @@
 import type { Pool, PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
+import type { DriftedUnit } from '../runs/revert-skipped.js';
+import { inFlight } from '../runs/status.js';
+
+export type { DriftedUnit };
 
 /**
  * Whether a run can be reverted (docs/undo.md), and what stops its revert:
@@ -9,13 +13,6 @@ import { CutterError } from '../errors.js';
  */
 
 type Db = Pool | PoolClient;
-
-/** A unit changed after the reverted run. */
-export interface DriftedUnit {
-  key: string;
-  /** The run that changed it last; null when no run recorded the change (or the unit is gone). */
-  changed_by_run: string | null;
-}
 
 /** How a run's units stand for its revert. */
 export interface RevertJudgement {
@@ -42,8 +39,7 @@ export async function requireRevertible(db: Db, runId: string): Promise<{ target
   const refuse = (why: string) => new CutterError('REVERT_NOT_REVERTIBLE', `run ${runId} cannot be reverted: ${why}`, { kind: 'refused' });
   if (run.mode !== 'live') throw refuse('it is a dry run, which applied nothing');
   if (run.status !== 'succeeded') {
-    const inFlight = ['queued', 'running', 'awaiting_approval'].includes(run.status);
-    if (inFlight) throw refuse(`it is still ${run.status}; only a live run that succeeded can be reverted (wait for it to end, or cancel it)`);
+    if (inFlight(run.status)) throw refuse(`it is still ${run.status}; only a live run that succeeded can be reverted (wait for it to end, or cancel it)`);
     const applied = run.applied
       ? ` Its plan was applied but the run ended ${run.status}${run.failed_phase ? ` in ${run.failed_phase}` : ''}: restore its backup instead (docs/undo.md)`
       : '';
@@ -53,7 +49,7 @@ export async function requireRevertible(db: Db, runId: string): Promise<{ target
   return { target: run.target, corpus: run.corpus };
 }
 
-/** "KEY (changed by run R)" or "KEY (changed outside any run)", the first `limit`, then how many more. */
+/** "KEY (changed by run R)" or "KEY (changed with no run recorded)", the first `limit`, then how many more. */
 export function describeDrift(drifted: readonly DriftedUnit[], limit = 50): string {
   const listed = drifted
     .slice(0, limit)

@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { Phase } from '../jobs/catalog.js';
 import type { PhaseResult } from '../jobs/results.js';
-import { listSkipped } from '../revert/skipped.js';
+import { listSkipped } from './revert-skipped.js';
 import { loadVerifyResult } from './checks.js';
 import { completedResult, getPhases, getRun, runBaseline, type PhaseRow } from './store.js';
 

@@ -2,7 +2,7 @@ import type { Pool } from '../db/pool.js';
 import { isPhase, phasesFor } from '../jobs/catalog.js';
 import { phaseProgress, planSummary } from '../jobs/results.js';
 import { runDeliveries, type DeliveryView } from '../notify/store.js';
-import { listSkipped } from '../revert/skipped.js';
+import { listSkipped } from './revert-skipped.js';
 import { completedResult, getPhases, getRun, type PhaseRow } from './store.js';
 
 /** The run object of DESIGN §4 (snake_case keys, stable). */

@@ -2,7 +2,7 @@ import { withTransaction } from '../../shared/db/pool.js';
 import { CutterError } from '../../shared/errors.js';
 import { computeRevertInput } from '../../shared/revert/input.js';
 import { refuseRevert } from '../../shared/revert/judge.js';
-import { recordSkipped } from '../../shared/revert/skipped.js';
+import { recordSkipped } from '../../shared/runs/revert-skipped.js';
 import type { RunRow } from '../../shared/runs/store.js';
 import { stageSnapshotWith, type StageResult } from '../../shared/snapshot/stage.js';
 import { acquireCorpusLock } from '../../shared/targets/lock.js';

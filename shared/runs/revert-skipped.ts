@@ -1,5 +1,4 @@
 import type { Pool, PoolClient } from '../db/pool.js';
-import type { DriftedUnit } from './judge.js';
 
 /**
  * The units a revert left out with --skip-drifted (cutter_governance.revert_skip),
@@ -8,6 +7,13 @@ import type { DriftedUnit } from './judge.js';
  */
 
 type Db = Pool | PoolClient;
+
+/** A unit changed after the run a revert reverts (shared/revert/). */
+export interface DriftedUnit {
+  key: string;
+  /** The run that changed it last; null when no run recorded the change (or the unit is gone). */
+  changed_by_run: string | null;
+}
 
 /** Records (replacing what an earlier delivery recorded) the units a revert leaves out. */
 export async function recordSkipped(db: Db, runId: string, drifted: readonly DriftedUnit[]): Promise<void> {
