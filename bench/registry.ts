@@ -7,6 +7,7 @@ import { planReviewBench } from './figures/plan-review.js';
 import { dryRunBench } from './figures/dry-run.js';
 import { executeBench } from './figures/execute.js';
 import { fleetBench } from './figures/fleet.js';
+import { revertBench } from './figures/revert.js';
 
 /** Every benchmark `npm run bench` runs, in order. Add a figure here. */
-export const BENCHES: Bench[] = [seedBench, backupBench, snapshotPlanBench, planReviewBench, approvalBench, dryRunBench, executeBench, fleetBench];
+export const BENCHES: Bench[] = [seedBench, backupBench, snapshotPlanBench, planReviewBench, approvalBench, dryRunBench, executeBench, revertBench, fleetBench];

@@ -35,7 +35,7 @@ const key = (i: number) => `${BENCH_CORPUS}/${String(i).padStart(7, '0')}`;
 const body = (k: string, version: number) => `${k}: benchmark information unit, text of version ${version}.`;
 
 /** The snapshot of the plan: only the units to change (a unit absent from a snapshot is left as it is). */
-async function writePlanSnapshot(path: string, corpus: number, plan: number): Promise<void> {
+export async function writePlanSnapshot(path: string, corpus: number, plan: number): Promise<void> {
   const out = createWriteStream(path);
   const enact = Math.round(plan * 0.9);
   let buf = '';

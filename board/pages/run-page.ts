@@ -61,14 +61,24 @@ ${view.phases.map(
 )}</tbody></table>`;
 }
 
+/** A revert's units left out because they changed after the run it reverts. */
+function skipped(view: RunView): Safe {
+  const s = view.revert_skipped;
+  if (!s || s.count === 0) return html``;
+  const more = s.count > s.units.length ? html`<p>… and ${s.count - s.units.length} more.</p>` : html``;
+  return html`<h3>Skipped: changed after run ${view.revert_of ?? ''} (${s.count})</h3><table id="revert-skipped"><thead><tr><th>key</th><th>changed by run</th></tr></thead><tbody>
+${s.units.map((u) => html`<tr><td>${u.key}</td><td>${u.changed_by_run ? html`<a href="/runs/${encodeURIComponent(u.changed_by_run)}">${u.changed_by_run}</a>` : html`(no run recorded)`}</td></tr>`)}
+</tbody></table>${more}`;
+}
+
 function plan(view: RunView, listing: PlanListing | undefined): Safe {
-  if (!view.plan) return html`<h2>Plan</h2><p>No plan yet.</p>`;
+  if (!view.plan) return html`<h2>Plan</h2><p>No plan yet.</p>${skipped(view)}`;
   const list = (o: Record<string, number>) => Object.entries(o).map(([k, n]) => html`<li>${k}: ${n}</li>`);
   return html`<h2>Plan</h2><table id="plan"><tbody>
 <tr><th>plan_sha256</th><td><code>${view.plan.plan_sha256}</code></td></tr>
 <tr><th>units</th><td>${view.plan.unit_count}</td></tr>
 <tr><th>by op</th><td><ul>${list(view.plan.by_op)}</ul></td></tr>
-<tr><th>by transition</th><td><ul>${list(view.plan.by_transition)}</ul></td></tr></tbody></table>${listing ? planItemsSection(view.run_id, listing) : html``}`;
+<tr><th>by transition</th><td><ul>${list(view.plan.by_transition)}</ul></td></tr></tbody></table>${skipped(view)}${listing ? planItemsSection(view.run_id, listing) : html``}`;
 }
 
 /** What the sovereign runs for each gate still awaited, exactly. */
@@ -121,7 +131,7 @@ export function runPage(d: RunPageData): string {
   const v = d.view;
   const head = html`<h1>Run <code>${v.run_id}</code></h1>
 <table id="summary"><tbody><tr><th>target</th><td>${v.target} (corpus ${v.corpus})</td></tr>
-<tr><th>mode</th><td>${v.mode}</td></tr><tr><th>operator</th><td>${v.operator}</td></tr>
+<tr><th>mode</th><td>${v.mode}</td></tr>${v.revert_of ? html`<tr><th>revert of</th><td id="revert-of"><a href="/runs/${encodeURIComponent(v.revert_of)}">${v.revert_of}</a> (its plan is the inverse of what that run applied)</td></tr>` : html``}<tr><th>operator</th><td>${v.operator}</td></tr>
 <tr><th>status</th><td class="error">${badge(v.status)}${v.failed_phase ? html` in ${v.failed_phase}` : html``}${v.error ? html`: ${v.error.code} ${v.error.message}` : html``}</td></tr>
 <tr><th>verdict</th><td id="verdict">${badge(v.verdict)}</td></tr>
 <tr><th>kill switch</th><td id="kill-switch">${d.switchOn ? html`<strong>on for this run</strong>: its EXEC grant armed it; execute turns it off when it commits (or the run ends)` : html`off for this run`}</td></tr>

@@ -26,6 +26,7 @@ const COMMANDS: [string, () => Promise<Register>][] = [
   ['board', async () => (await import('./commands/board.js')).registerBoardCommand],
   ['grants', async () => (await import('./commands/grants.js')).registerGrantsCommands],
   ['run', async () => (await import('./commands/run.js')).registerRunCommand],
+  ['revert', async () => (await import('./commands/revert.js')).registerRevertCommand],
   ['status', async () => (await import('./commands/status.js')).registerStatusCommand],
   ['cancel', async () => (await import('./commands/cancel.js')).registerCancelCommand],
   ['target', async () => (await import('./commands/target.js')).registerTargetCommands],

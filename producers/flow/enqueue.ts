@@ -12,10 +12,10 @@ import { removeRunJobs } from '../../shared/jobs/cleanup.js';
 import { openPhaseQueues } from '../../shared/jobs/queues.js';
 import { buildReport } from '../../shared/runs/report.js';
 import { isStopped } from '../../shared/runs/status.js';
-import { failRun, getRun, getRunByIdempotencyKey, insertRun, newRunId, saveReport } from '../../shared/runs/store.js';
+import { failRun, getRun, getRunByIdempotencyKey, insertRun, newRunId, saveReport, type NewRun } from '../../shared/runs/store.js';
 import { acquireCorpusLock, releaseCorpusLock } from '../../shared/targets/lock.js';
 import { requireC3 } from '../../shared/targets/criteria.js';
-import { requireTarget, type TargetRecord } from '../../shared/targets/registry.js';
+import { requireTarget } from '../../shared/targets/registry.js';
 import { buildRunFlow } from './tree.js';
 
 export interface EnqueueRequest {
@@ -53,7 +53,21 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
   const snapshotSha256 = await fileSha256(snapshotPath);
   const runId = newRunId();
   try {
-    await insertRunAndLock(deps.pool, { ...req, runId, target, snapshotPath, snapshotSha256 });
+    await insertRunAndLock(
+      deps.pool,
+      {
+        runId,
+        target: target.name,
+        corpus: target.corpus,
+        mode: req.mode,
+        operator: req.operator,
+        snapshotPath,
+        snapshotSha256,
+        idempotencyKey: req.idempotencyKey ?? null,
+        approvalWindowS: req.approvalWindowS,
+      },
+      { snapshot_sha256: snapshotSha256 },
+    );
   } catch (err) {
     // A retry racing the original with the same key: the check above saw no
     // run yet, and the key's UNIQUE index made this insert wait for the
@@ -65,17 +79,39 @@ export async function enqueueRun(deps: EnqueueDeps, req: EnqueueRequest): Promis
     }
     throw err;
   }
+  await addRunFlow(deps, { runId, mode: req.mode, approvalWindowS: req.approvalWindowS, operator: req.operator });
+  return { runId, created: true };
+}
+
+/**
+ * The run row, the corpus lock (C4) and the audit event in one transaction:
+ * a refused lock leaves no run behind.
+ */
+export async function insertRunAndLock(pool: Pool, run: NewRun, audit: Record<string, unknown>): Promise<void> {
+  await withTransaction(pool, async (client) => {
+    await insertRun(client, run);
+    await acquireCorpusLock(client, { corpus: run.corpus, runId: run.runId });
+    await appendAudit(client, { actor: run.operator, kind: 'run.enqueued', runId: run.runId, detail: { target: run.target, mode: run.mode, ...audit } });
+  });
+}
+
+/**
+ * Adds the run's flow (one job per phase). A flow that cannot be added fails
+ * the run and lets its corpus go; a cancel that came in meanwhile removes
+ * the jobs at once.
+ */
+export async function addRunFlow(deps: EnqueueDeps, run: { runId: string; mode: RunMode; approvalWindowS: number; operator: string }): Promise<void> {
+  const { runId } = run;
   const producer = new FlowProducer({ connection: deps.redis, prefix: deps.prefix });
   try {
-    await producer.add(buildRunFlow({ runId, mode: req.mode, approvalWindowMs: req.approvalWindowS * 1000, prefix: deps.prefix }));
+    await producer.add(buildRunFlow({ runId, mode: run.mode, approvalWindowMs: run.approvalWindowS * 1000, prefix: deps.prefix }));
   } catch (err) {
-    await failUnenqueued(deps.pool, { runId, operator: req.operator, message: `could not add the flow: ${(err as Error).message}` });
+    await failUnenqueued(deps.pool, { runId, operator: run.operator, message: `could not add the flow: ${(err as Error).message}` });
     throw new CutterError('ENQUEUE_FAILED', `could not add the run's jobs to Redis: ${(err as Error).message}`, { cause: err });
   } finally {
     await producer.close();
   }
   await removeIfCancelledMeanwhile(deps, runId);
-  return { runId, created: true };
 }
 
 /**
@@ -90,37 +126,6 @@ async function failUnenqueued(pool: Pool, args: { runId: string; operator: strin
     if (!ended) return;
     await appendAudit(tx, { actor: args.operator, kind: 'run.failed', runId: args.runId, detail: { phase: 'precheck', code: 'ENQUEUE_FAILED' } });
     await saveReport(tx, args.runId, await buildReport(tx, args.runId));
-  });
-}
-
-/**
- * The run row, the corpus lock (C4) and the audit event in one transaction:
- * a refused lock leaves no run behind.
- */
-async function insertRunAndLock(
-  pool: Pool,
-  args: Omit<EnqueueRequest, 'target'> & { runId: string; target: TargetRecord; snapshotSha256: string },
-): Promise<void> {
-  const { runId, target } = args;
-  await withTransaction(pool, async (client) => {
-    await insertRun(client, {
-      runId,
-      target: target.name,
-      corpus: target.corpus,
-      mode: args.mode,
-      operator: args.operator,
-      snapshotPath: args.snapshotPath,
-      snapshotSha256: args.snapshotSha256,
-      idempotencyKey: args.idempotencyKey ?? null,
-      approvalWindowS: args.approvalWindowS,
-    });
-    await acquireCorpusLock(client, { corpus: target.corpus, runId });
-    await appendAudit(client, {
-      actor: args.operator,
-      kind: 'run.enqueued',
-      runId,
-      detail: { target: target.name, mode: args.mode, snapshot_sha256: args.snapshotSha256 },
-    });
   });
 }
 

@@ -1,4 +1,4 @@
-import { TRANSITION_KINDS, type TransitionKind } from '../units/lifecycle.js';
+import { ALLOWANCE_KINDS, type AllowanceKind } from '../units/lifecycle.js';
 import { refusal } from './refusals.js';
 
 /**
@@ -26,11 +26,11 @@ export const DOCUMENT_FIELDS = [
 
 export const DOCUMENT_VERSION = 'v1';
 
-/** SG_1 allows a plan of at most maxUnits units using only these transitions. */
+/** SG_1 allows a plan of at most maxUnits units using only these transitions (a revert's among them: docs/undo.md). */
 export interface PlanAllowance {
   kind: 'plan';
   maxUnits: number;
-  transitions: TransitionKind[];
+  transitions: AllowanceKind[];
 }
 
 /** EXEC allows one thing: turning the kill switch on for the run. */
@@ -192,10 +192,10 @@ function parseAllowance(gate: ApprovalGate, text: string): PlanAllowance | ExecA
   const maxUnits = Number(m[1]);
   if (maxUnits > INT4_MAX) throw fieldError('allowance', `max_units must be at most ${INT4_MAX}`);
   const list = (m[2] ?? '').split(',');
-  const unknown = list.filter((t) => !(TRANSITION_KINDS as readonly string[]).includes(t));
-  if (unknown.length) throw fieldError('allowance', `unknown transition(s) ${unknown.join(', ')}; known: ${TRANSITION_KINDS.join(', ')}`);
+  const unknown = list.filter((t) => !(ALLOWANCE_KINDS as readonly string[]).includes(t));
+  if (unknown.length) throw fieldError('allowance', `unknown transition(s) ${unknown.join(', ')}; known: ${ALLOWANCE_KINDS.join(', ')}`);
   if (new Set(list).size !== list.length) throw fieldError('allowance', 'a transition is listed twice');
-  return { kind: 'plan', maxUnits, transitions: list as TransitionKind[] };
+  return { kind: 'plan', maxUnits, transitions: list as AllowanceKind[] };
 }
 
 function fieldError(name: string, message: string) {

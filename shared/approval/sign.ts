@@ -1,6 +1,6 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { CutterError } from '../errors.js';
-import type { TransitionKind } from '../units/lifecycle.js';
+import type { AllowanceKind } from '../units/lifecycle.js';
 import { REJECT_REASON, serialiseApprovalDocument, type ApprovalDocument, type ApprovalGate } from './document.js';
 import type { ApprovalEnvelope } from './envelope.js';
 import { keyIdOf } from './keys.js';
@@ -43,7 +43,7 @@ export interface ApprovalRequest {
   planSha256: string;
   /** The SG_1 allowance to sign (ignored for EXEC and REJECT). */
   maxUnits: number;
-  transitions: TransitionKind[];
+  transitions: AllowanceKind[];
   /** A rejection's reason (REJECT only). */
   reason?: string;
 }

@@ -9,7 +9,7 @@ import { submitApproval, type ApprovalDeps } from '../approval/submit.js';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import { planScope } from '../plan/scope.js';
-import type { TransitionKind } from '../units/lifecycle.js';
+import type { AllowanceKind } from '../units/lifecycle.js';
 import { openPhaseQueues } from '../jobs/queues.js';
 
 /**
@@ -64,7 +64,7 @@ export function localSovereign(dir: string): LocalSovereign {
       try {
         for (const gate of ['SG_1', 'EXEC'] as const) {
           const envelope = signApproval(
-            { gate, runId, target: run.target, planSha256: run.plan_sha256, maxUnits: scope.unitCount, transitions: scope.transitions as TransitionKind[] },
+            { gate, runId, target: run.target, planSha256: run.plan_sha256, maxUnits: scope.unitCount, transitions: scope.transitions as AllowanceKind[] },
             first.privateKey,
             { ttlS: 3600 },
           );

@@ -2,6 +2,7 @@ import { recheckApprovals, type SovereignPolicy } from '../approval/recheck.js';
 import type { PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { allowanceExcess, planScope, type PlanScope } from '../plan/scope.js';
+import { runAllowance } from '../plan/run-allowance.js';
 import { requireTarget } from '../targets/registry.js';
 
 /** The run, its frozen change set, and the scope of its items — re-read from Postgres, never from the job. */
@@ -17,7 +18,8 @@ export interface ExecutionAuthority {
 /**
  * Re-derives execute's authority inside its transaction: the run exists and
  * is in flight, its change set exists and still hashes to what was frozen,
- * and the plan is within the target's allowance. A live run also needs the
+ * and the plan is within the target's allowance (inverted for a revert, as
+ * at cutplan: shared/plan/run-allowance.ts). A live run also needs the
  * approvals its gate consumed, re-verified, with each signed allowance
  * covering this plan.
  */
@@ -49,12 +51,13 @@ export async function loadExecutionAuthority(
   }
   const scope = await planScope(client, runId);
   const target = await requireTarget(client, row.target);
-  const excess = allowanceExcess(scope, { maxUnits: target.maxUnits, transitions: target.allowedTransitions });
+  const allowance = await runAllowance(client, runId, target);
+  const excess = allowanceExcess(scope, allowance);
   if (excess) {
     const over: string[] = [];
     if (excess.units !== null) over.push(`changes ${excess.units} units (at most ${target.maxUnits})`);
     if (excess.transitions.length) over.push(`uses ${excess.transitions.join(', ')}`);
-    throw new CutterError('ALLOWANCE_EXCEEDED', `the plan ${over.join(' and ')}, beyond what target ${target.name} allows: execute did nothing`);
+    throw new CutterError('ALLOWANCE_EXCEEDED', `the plan ${over.join(' and ')}, beyond what target ${target.name} allows (${allowance.label}): execute did nothing`);
   }
   if (row.mode === 'live') {
     await recheckApprovals(client, { runId, target: row.target, operator: row.operator, planSha256: plan.plan_sha256, scope }, sovereign);

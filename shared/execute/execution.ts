@@ -106,6 +106,7 @@ const APPLY_ERRORS: Record<string, (runId: string, detail: string) => CutterErro
   CX005: (_runId, keys) => new CutterError('EXECUTE_POSTCONDITION', `postconditions failed for ${keys}; nothing was applied`),
   CX006: (runId) => new CutterError('PLAN_TAMPERED', `run ${runId}: the plan's items changed under the apply; nothing was applied`),
   CX007: (runId) => new CutterError('EXECUTE_NO_BACKUP', `run ${runId} has no completed, verified backup: execute applies nothing without one`),
+  CX008: (runId) => new CutterError('EXECUTE_NOT_A_REVERT', `run ${runId} is no revert, but its plan takes a transition only a revert may take: nothing was applied`),
 };
 
 /** Calls apply_plan inside the caller's transaction (as the exec role); a dry run comes back as Rehearsed. */

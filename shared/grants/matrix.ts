@@ -51,6 +51,7 @@ export const APP_WRITES: Readonly<Record<string, readonly TablePrivilege[]>> = {
   'cutter_governance.target_registry': ['INSERT'],
   'cutter_governance.corpus_lock': ['INSERT', 'UPDATE', 'DELETE'],
   'cutter_governance.snapshot_record': ['INSERT', 'DELETE'],
+  'cutter_governance.revert_skip': ['INSERT', 'DELETE'],
   'cutter_governance.cut_change_set': ['INSERT', 'UPDATE'],
   'cutter_governance.cut_change_item': ['INSERT'],
   'cutter_governance.verify_result': ['INSERT', 'UPDATE'],

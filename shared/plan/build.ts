@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { PoolClient } from '../db/pool.js';
+import { isPgError } from '../db/errors.js';
 import { atomically } from '../db/savepoint.js';
 import { CutterError } from '../errors.js';
 import { requireC3 } from '../targets/criteria.js';
 import type { TargetRecord } from '../targets/registry.js';
 import { planSummary, type PlanSummary } from '../jobs/results.js';
 import { canonicalHeader, hashStoredItems } from './hash.js';
+import { runAllowance, type RunAllowance } from './run-allowance.js';
 import { allowanceExcess, scopeOfSummary } from './scope.js';
 
 /**
@@ -22,8 +24,12 @@ import { allowanceExcess, scopeOfSummary } from './scope.js';
  * among them that make a forbidden move, and the insert of the items, which
  * writes nothing when any move is forbidden. Returns the forbidden moves (the
  * first 20 by key, and how many) and the item counts by op and transition.
- * $1 run id, $2 corpus. Bodies are compared by their sha256. Among changed
- * units, a retired one is always forbidden: out of retired, or revised.
+ * $1 run id, $2 corpus, $3 the run it reverts (null for a run of a snapshot).
+ * Bodies are compared by their sha256. Among changed units of a snapshot's
+ * plan, a retired one is always forbidden: out of retired, or revised. A
+ * revert's plan is judged by the database instead, item by item against the
+ * reverted run's (trigger cut_change_item_revert: exactly the inverse, and
+ * nothing else), since its moves are the ones forbidden here.
  */
 const DIFF_AND_INSERT = `
   WITH diff AS MATERIALIZED (
@@ -37,8 +43,9 @@ const DIFF_AND_INSERT = `
   ), forbidden AS (
     SELECT key, coalesce(pre_state, 'new') AS from_state, post_state AS to_state
       FROM diff
-     WHERE (unit_id IS NULL AND post_state = 'retired') OR pre_state = 'retired'
-        OR (pre_state = 'enacted' AND post_state = 'draft')
+     WHERE $3::text IS NULL
+       AND ((unit_id IS NULL AND post_state = 'retired') OR pre_state = 'retired'
+            OR (pre_state = 'enacted' AND post_state = 'draft'))
   ), items AS (
     INSERT INTO cutter_governance.cut_change_item
       (run_id, key, op, transition, unit_id, pre_state, pre_version, pre_body_sha256,
@@ -94,8 +101,8 @@ export async function buildPlan(client: PoolClient, args: { runId: string; targe
   return atomically(client, async () => {
     // Two deliveries of the same cutplan job take turns; the second finds the first's plan.
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('cutter.plan'), hashtext($1))`, [runId]);
-    const run = await client.query<{ mode: 'dry' | 'live'; target: string; corpus: string }>(
-      'SELECT mode, target, corpus FROM cutter_governance.run WHERE run_id = $1',
+    const run = await client.query<{ mode: 'dry' | 'live'; target: string; corpus: string; revert_of: string | null }>(
+      'SELECT mode, target, corpus, revert_of FROM cutter_governance.run WHERE run_id = $1',
       [runId],
     );
     const row = run.rows[0];
@@ -117,12 +124,12 @@ export async function buildPlan(client: PoolClient, args: { runId: string; targe
       [runId, target.name, target.corpus, PLACEHOLDER_SHA],
     );
     const before = await client.query<{ wm: string }>(`SELECT current_setting('work_mem') AS wm, set_config('work_mem', $1, true)`, [PLAN_WORK_MEM]);
-    const diff = (await client.query<DiffResult>(DIFF_AND_INSERT, [runId, target.corpus])).rows[0];
+    const diff = (await client.query<DiffResult>(DIFF_AND_INSERT, [runId, target.corpus, row.revert_of]).catch((err: unknown) => refuseNotInverse(err, row.revert_of))).rows[0];
     await client.query(`SELECT set_config('work_mem', $1, true)`, [before.rows[0]?.wm ?? PLAN_WORK_MEM]);
     if (!diff) throw new Error('the diff statement returned no row');
     refuseForbidden(diff);
     const counts = summarise(diff.counts);
-    checkC6(target, counts);
+    checkC6(target, counts, await runAllowance(client, runId, target));
 
     const hash = createHash('sha256').update(canonicalHeader(target.corpus));
     await hashStoredItems(client, runId, hash);
@@ -161,6 +168,24 @@ function refuseForbidden(diff: DiffResult): void {
   );
 }
 
+/**
+ * The database refused the items (trigger cut_change_item_revert): a
+ * revert's item that is not the inverse of the reverted run's (a unit
+ * changed between discover and cutplan), or a revert's move in a plan that
+ * is no revert's.
+ */
+function refuseNotInverse(err: unknown, revertOf: string | null): never {
+  if (!isPgError(err, 'CX011') && !isPgError(err, 'CX010')) throw err;
+  const why = (err as Error).message;
+  throw new CutterError(
+    'PLAN_FORBIDDEN_TRANSITION',
+    revertOf
+      ? `${why}: a revert takes, for each unit, exactly the inverse of what run ${revertOf} did to it (a unit changed since its input was computed: enqueue the revert again)`
+      : `${why}: only a revert takes the inverse of a transition`,
+    { kind: 'refused', cause: err },
+  );
+}
+
 /** Sorted keys, so the JSON of a summary is stable. */
 function sortedRecord(counts: Map<string, number>): Record<string, number> {
   return Object.fromEntries([...counts].sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -180,15 +205,23 @@ function summarise(rows: DiffResult['counts']): Omit<PlanSummary, 'plan_sha256'>
   return { unit_count: units, by_op: sortedRecord(byOp), by_transition: sortedRecord(byTransition) };
 }
 
-/** C6: within max_units, and every transition kind (revise included) allowed by the target. */
-export function checkC6(target: Pick<TargetRecord, 'name' | 'maxUnits' | 'allowedTransitions'>, counts: Omit<PlanSummary, 'plan_sha256'>): void {
-  const excess = allowanceExcess(scopeOfSummary(counts), { maxUnits: target.maxUnits, transitions: target.allowedTransitions });
+/**
+ * C6: within max_units, and every transition kind (revise included) allowed
+ * by the target: its allowed_transitions, or for a revert those inverted
+ * (shared/plan/run-allowance.ts).
+ */
+export function checkC6(
+  target: Pick<TargetRecord, 'name' | 'maxUnits' | 'allowedTransitions'>,
+  counts: Omit<PlanSummary, 'plan_sha256'>,
+  allowance: Pick<RunAllowance, 'transitions' | 'label'> = { transitions: target.allowedTransitions, label: 'allowed_transitions' },
+): void {
+  const excess = allowanceExcess(scopeOfSummary(counts), { maxUnits: target.maxUnits, transitions: allowance.transitions });
   if (!excess) return;
   const problems: string[] = [];
   if (excess.units !== null) problems.push(`${excess.units} units is over max_units ${target.maxUnits}`);
   if (excess.transitions.length) {
     const listed = excess.transitions.map((k) => `${k} (${counts.by_transition[k] ?? 0} units)`);
-    problems.push(`transitions not in allowed_transitions (${target.allowedTransitions.join(', ')}): ${listed.join(', ')}`);
+    problems.push(`transitions not in ${allowance.label} (${allowance.transitions.join(', ')}): ${listed.join(', ')}`);
   }
   throw new CutterError('C6_ALLOWANCE', `C6: the plan exceeds target ${target.name}'s allowance: ${problems.join('; ')}`, { kind: 'refused' });
 }

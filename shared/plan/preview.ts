@@ -3,7 +3,7 @@ import type { Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { SnapshotInvalidError, type SnapshotIssue } from '../snapshot/issues.js';
 import { stageSnapshotWith, type StageResult } from '../snapshot/stage.js';
-import { statSnapshot } from '../snapshot/validate.js';
+import { statSnapshot } from '../snapshot/source.js';
 import { checkC2, checkC3, checkC4, type CriterionResult } from '../targets/criteria.js';
 import { requireTarget } from '../targets/registry.js';
 import type { PlanSummary } from '../jobs/results.js';

@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { splitDatabaseUrl, type Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { redactUrl } from '../logger.js';
-import { statSnapshot } from '../snapshot/validate.js';
+import { statSnapshot } from '../snapshot/source.js';
 import { checkApprovalContract } from './approvals.js';
 import { checkBackupRunner } from './backup.js';
 import { compareWithBaseline, loadBaseline, measureG0, type G0Item } from './baseline.js';

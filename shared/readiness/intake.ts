@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { checkC6 } from '../plan/build.js';
+import { runAllowance, type RunAllowance } from '../plan/run-allowance.js';
 import { formatIssue, SnapshotInvalidError } from '../snapshot/issues.js';
 import { validateSnapshot } from '../snapshot/validate.js';
 import { checkC2, checkC3, checkC4, type CriterionResult } from '../targets/criteria.js';
@@ -70,9 +71,12 @@ export async function checkTargetIntake(pool: Pool, input: IntakeInput): Promise
 
       const snapshot = input.snapshot ?? (input.run && !phaseDone(input.run, 'discover') ? input.run.run.snapshot_path : null);
       let c5: CriterionRow;
+      const revertOf = input.run?.run.revert_of ?? null;
       if (input.run && phaseDone(input.run, 'discover') && !input.snapshot) {
         const staged = completedResult(input.run.phases, 'discover');
-        c5 = { id: 'C5', status: 'PASS', reason: `run ${input.run.run.run_id}'s discover phase parsed and staged its snapshot (${staged?.records ?? '?'} records)` };
+        c5 = { id: 'C5', status: 'PASS', reason: `run ${input.run.run.run_id}'s discover phase parsed and staged its ${revertOf ? `input (the inverse of run ${revertOf})` : 'snapshot'} (${staged?.records ?? '?'} records)` };
+      } else if (revertOf !== null && !input.snapshot) {
+        c5 = notChecked('C5', `run ${input.run?.run.run_id ?? ''} reverts run ${revertOf}: its discover phase computes and checks its input`);
       } else if (snapshot) {
         c5 = await checkC5(snapshot, target.corpus, blockers);
       } else {
@@ -83,7 +87,8 @@ export async function checkTargetIntake(pool: Pool, input: IntakeInput): Promise
       let c6: CriterionRow;
       if (input.run?.plan && !input.snapshot) {
         const plan = input.run.plan;
-        c6 = allowance(target, plan, `run ${input.run.run.run_id}'s frozen plan ${plan.plan_sha256}`, blockers);
+        const held = await runAllowance(client, input.run.run.run_id, target);
+        c6 = allowance(target, plan, `run ${input.run.run.run_id}'s frozen plan ${plan.plan_sha256}`, blockers, held);
       } else if (snapshot && c5.status === 'PASS') {
         const scope = await previewPlanScope(client, snapshot, target.corpus);
         if (scope.forbiddenTotal > 0) {
@@ -95,7 +100,7 @@ export async function checkTargetIntake(pool: Pool, input: IntakeInput): Promise
         c6 = notChecked('C6', c5.status === 'FAIL' ? 'C5 failed' : 'no snapshot given');
       }
       criteria.push(c6);
-      if (c5.status === 'NOT CHECKED') {
+      if (c5.status === 'NOT CHECKED' && revertOf === null) {
         blockers.push(blocker('operator', 'the snapshot of the first live run given as --snapshot FILE, so C5 and C6 can be checked', 'no snapshot was given and no run names one', { gap: 'C5' }));
       }
       return finish([...criteria, c7], blockers, target);
@@ -144,10 +149,16 @@ async function checkC5(path: string, corpus: string, blockers: BlockerDraft[]): 
   }
 }
 
-function allowance(target: TargetRecord, counts: { unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> }, what: string, blockers: BlockerDraft[]): CriterionRow {
+function allowance(
+  target: TargetRecord,
+  counts: { unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> },
+  what: string,
+  blockers: BlockerDraft[],
+  held?: RunAllowance,
+): CriterionRow {
   const kinds = Object.keys(counts.by_transition);
   try {
-    checkC6(target, counts);
+    checkC6(target, counts, held);
     return {
       id: 'C6',
       status: 'PASS',

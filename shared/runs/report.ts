@@ -2,6 +2,7 @@ import { formatHead, readChainHead, REPORT_HEAD_LABEL } from '../audit/head.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { Phase } from '../jobs/catalog.js';
 import type { PhaseResult } from '../jobs/results.js';
+import { listSkipped } from './revert-skipped.js';
 import { loadVerifyResult } from './checks.js';
 import { completedResult, getPhases, getRun, runBaseline, type PhaseRow } from './store.js';
 
@@ -40,6 +41,7 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     '',
     `- target: ${run.target} (corpus ${run.corpus})`,
     `- mode: ${run.mode}`,
+    ...(run.revert_of === null ? [] : [`- revert of: ${run.revert_of} (its plan is the inverse of what that run applied)`]),
     `- operator: ${run.operator}`,
     `- status: ${run.status}${statusDetail(run)}`,
     `- verdict: **${run.verdict ?? 'none yet'}**`,
@@ -74,6 +76,7 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
     lines.push(`- plan_sha256: \`${plan.plan_sha256}\``, `- unit_count: ${plan.unit_count}`,
       `- by_op: ${JSON.stringify(plan.by_op)}`, `- by_transition: ${JSON.stringify(plan.by_transition)}`, '');
   } else lines.push(...absent('cutplan'));
+  if (run.revert_of !== null) lines.push(...(await skippedSection(pool, run.run_id, run.revert_skip_drifted)));
   const backup = await result('backup');
   lines.push('## Backup', '');
   if (backup) {
@@ -99,6 +102,20 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
   lines.push('## Audit chain', '', `${REPORT_HEAD_LABEL} ${head ? formatHead(head) : 'none (the chain is empty)'}`, '',
     "The chain's last row when this report was written, kept outside the database: `cutter audit verify --report FILE` fails when the chain no longer holds it (rows cut off, or rewritten at or before it).", '');
   return lines.join('\n');
+}
+
+/** How many of a revert's skipped units the report lists by name. */
+const SKIPPED_LISTED = 100;
+
+/** A revert's units left out because they changed after the run it reverts (--skip-drifted). */
+async function skippedSection(pool: Pool | PoolClient, runId: string, skipDrifted: boolean): Promise<string[]> {
+  const skipped = await listSkipped(pool, runId, SKIPPED_LISTED);
+  const lines = ['### Skipped (changed after the reverted run)', ''];
+  if (skipped.count === 0) return [...lines, skipDrifted ? '- none' : '- none: without --skip-drifted a changed unit refuses the revert', ''];
+  lines.push('| key | changed by run |', '|---|---|');
+  for (const u of skipped.units) lines.push(`| ${u.key} | ${u.changed_by_run ?? '(no run recorded)'} |`);
+  if (skipped.count > skipped.units.length) lines.push('', `… and ${skipped.count - skipped.units.length} more (cutter_governance.revert_skip)`);
+  return [...lines, ''];
 }
 
 function duration(p: PhaseRow): string {

@@ -19,6 +19,10 @@ export interface RunRow {
   enqueued_by: string;
   snapshot_path: string | null;
   snapshot_sha256: string | null;
+  /** The run this one reverts (its input is computed from that run's plan, not read from a snapshot); null for a run of a snapshot. */
+  revert_of: string | null;
+  /** A revert that leaves out units changed since the run it reverts (--skip-drifted). */
+  revert_skip_drifted: boolean;
   idempotency_key: string | null;
   approval_window_s: number;
   created_at: Date;
@@ -56,8 +60,11 @@ export interface NewRun {
   corpus: string;
   mode: RunMode;
   operator: string;
-  snapshotPath: string;
-  snapshotSha256: string;
+  /** A run of a snapshot: its file, and the sha256 it had when enqueued (null for a revert). */
+  snapshotPath: string | null;
+  snapshotSha256: string | null;
+  /** A revert: the run whose applied plan it inverts, and whether units changed since are left out. */
+  revert?: { of: string; skipDrifted: boolean };
   idempotencyKey: string | null;
   approvalWindowS: number;
 }
@@ -66,8 +73,8 @@ export interface NewRun {
 export async function insertRun(db: Db, run: NewRun): Promise<void> {
   await db.query(
     `INSERT INTO cutter_governance.run
-       (run_id, target, corpus, mode, operator, snapshot_path, snapshot_sha256, idempotency_key, approval_window_s)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+       (run_id, target, corpus, mode, operator, snapshot_path, snapshot_sha256, revert_of, revert_skip_drifted, idempotency_key, approval_window_s)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
     [
       run.runId,
       run.target,
@@ -76,6 +83,8 @@ export async function insertRun(db: Db, run: NewRun): Promise<void> {
       run.operator,
       run.snapshotPath,
       run.snapshotSha256,
+      run.revert?.of ?? null,
+      run.revert?.skipDrifted ?? false,
       run.idempotencyKey,
       run.approvalWindowS,
     ],

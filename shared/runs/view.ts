@@ -2,6 +2,7 @@ import type { Pool } from '../db/pool.js';
 import { isPhase, phasesFor } from '../jobs/catalog.js';
 import { phaseProgress, planSummary } from '../jobs/results.js';
 import { runDeliveries, type DeliveryView } from '../notify/store.js';
+import { listSkipped } from './revert-skipped.js';
 import { completedResult, getPhases, getRun, type PhaseRow } from './store.js';
 
 /** The run object of DESIGN §4 (snake_case keys, stable). */
@@ -20,6 +21,14 @@ export interface RunView {
   error: { code: string; message: string } | null;
   created_utc: string;
   finished_utc: string | null;
+  /** The run this one reverts (its plan is the inverse of what that run applied: docs/undo.md); null for a run of a snapshot. */
+  revert_of: string | null;
+  /**
+   * A revert's units left out because they changed after the run it reverts
+   * (--skip-drifted): how many, and the first REVERT_SKIPPED_SHOWN by key with
+   * the run that changed each; null for a run that is no revert.
+   */
+  revert_skipped: { count: number; units: { key: string; changed_by_run: string | null }[] } | null;
   plan: { plan_sha256: string; unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> } | null;
   phases: {
     phase: string;
@@ -34,6 +43,9 @@ export interface RunView {
   /** Each webhook delivery of the run's events (docs/notifications.md); empty without CUTTER_WEBHOOK_URLS. */
   notifications: DeliveryView[];
 }
+
+/** How many of a revert's skipped units the run object lists (all of them are in cutter_governance.revert_skip). */
+export const REVERT_SKIPPED_SHOWN = 100;
 
 /** Reads a run and its phases into the JSON shape the CLI and the API print; null when unknown. */
 export async function runView(pool: Pool, runId: string): Promise<RunView | null> {
@@ -73,6 +85,8 @@ export async function runView(pool: Pool, runId: string): Promise<RunView | null
     error: run.error_code ? { code: run.error_code, message: run.error_message ?? '' } : null,
     created_utc: run.created_at.toISOString(),
     finished_utc: run.finished_at?.toISOString() ?? null,
+    revert_of: run.revert_of,
+    revert_skipped: run.revert_of === null ? null : await listSkipped(pool, runId, REVERT_SKIPPED_SHOWN),
     plan: plan.rows[0] === undefined ? null : planSummary.parse(plan.rows[0]),
     phases,
     notifications: await runDeliveries(pool, runId),

@@ -1,5 +1,4 @@
 import * as crypto from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import copyStreams from 'pg-copy-streams';
@@ -8,10 +7,12 @@ import { atomically } from '../db/savepoint.js';
 import { CutterError } from '../errors.js';
 import { SnapshotReader } from './reader.js';
 import { KeyIndex } from './key-index.js';
-import { statSnapshot, validateSnapshot, type ValidateOptions } from './validate.js';
+import { fileSource, type SnapshotSource } from './source.js';
+import { validateSnapshot, type ValidateOptions } from './validate.js';
 
 /**
- * Discover's half of C5: a snapshot is read once and streamed into
+ * Discover's half of C5: a snapshot (a file, or input computed from the
+ * database: shared/snapshot/source.ts) is read once and streamed into
  * cutter_governance.snapshot_record with one COPY, in one transaction, while
  * every record is checked and every key remembered (KeyIndex). At the first
  * problem the COPY stops and the transaction is rolled back, so nothing of an
@@ -23,20 +24,24 @@ import { statSnapshot, validateSnapshot, type ValidateOptions } from './validate
  * table has no primary key to prove it again (shared/db/migrations/010_staging_checks_indexes.sql).
  */
 
-export interface StageArgs {
+export type StageArgs = {
   runId: string;
   corpus: string;
-  path: string;
   maxErrors?: number;
   /** The duplicate index; tests pass one whose every key collides, to exercise the confirmation. */
   keyIndex?: Pick<KeyIndex, 'add'>;
-}
+} & ({ path: string } | { source: SnapshotSource });
 
 export interface StageResult {
   records: number;
   bytes: number;
-  /** sha256 of the file's bytes, lowercase hex. */
+  /** sha256 of the snapshot's bytes, lowercase hex. */
   sha256: string;
+}
+
+/** What a staging reads: the file at args.path, or args.source. */
+function sourceOf(args: StageArgs): SnapshotSource {
+  return 'source' in args ? args.source : fileSource(args.path);
 }
 
 const COPY_SQL = 'COPY cutter_governance.snapshot_record (run_id, key, state, body, body_sha256, line_no) FROM STDIN';
@@ -62,17 +67,19 @@ function copyText(value: string): string {
 
 /** Stages the snapshot for the run in one transaction (SNAPSHOT_INVALID, nothing staged, when it is not valid). Idempotent: the run's earlier rows are replaced. */
 export async function stageSnapshot(pool: Pool, args: StageArgs): Promise<StageResult> {
-  const before = await statSnapshot(args.path);
-  return withTransaction(pool, (client) => stageOnePass(client, args, before));
+  const source = sourceOf(args);
+  const before = await source.stat();
+  return withTransaction(pool, (client) => stageOnePass(client, args, source, before));
 }
 
 /** The same on a client the caller holds, under a savepoint when it has a transaction open (`cutter plan` rolls it back). */
 export async function stageSnapshotWith(client: PoolClient, args: StageArgs): Promise<StageResult> {
-  const before = await statSnapshot(args.path);
-  return atomically(client, () => stageOnePass(client, args, before));
+  const source = sourceOf(args);
+  const before = await source.stat();
+  return atomically(client, () => stageOnePass(client, args, source, before));
 }
 
-async function stageOnePass(client: PoolClient, args: StageArgs, before: { size: number; stamp: string }): Promise<StageResult> {
+async function stageOnePass(client: PoolClient, args: StageArgs, source: SnapshotSource, before: { size: number; stamp: string }): Promise<StageResult> {
   const run = await client.query<{ corpus: string }>('SELECT corpus FROM cutter_governance.run WHERE run_id = $1', [args.runId]);
   const corpus = run.rows[0]?.corpus;
   if (corpus === undefined) throw new CutterError('RUN_UNKNOWN', `no run ${args.runId}: a snapshot is staged for an existing run`);
@@ -98,9 +105,9 @@ async function stageOnePass(client: PoolClient, args: StageArgs, before: { size:
     },
   });
   async function* rows(): AsyncGenerator<string> {
-    for await (const chunk of createReadStream(args.path, { highWaterMark: 64 * 1024 })) {
-      fileHash.update(chunk as Buffer);
-      reader.push(chunk as Buffer);
+    for await (const chunk of source.open()) {
+      fileHash.update(chunk);
+      reader.push(chunk);
       if (reader.issues.length > 0) return; // the COPY ends here and is rolled back below
       if (batch.length > 0) {
         yield batch;
@@ -111,9 +118,9 @@ async function stageOnePass(client: PoolClient, args: StageArgs, before: { size:
     if (batch.length > 0) yield batch;
   }
   await pipeline(Readable.from(rows(), { objectMode: false }), client.query(copyStreams.from(COPY_SQL)));
-  if (reader.issues.length > 0) await reportInvalid(args);
+  if (reader.issues.length > 0) await reportInvalid(source, args);
   // Throws SNAPSHOT_INVALID for a true duplicate; returns when every suspect was two keys sharing a hash.
-  if (suspects > 0) await validateSnapshot(args.path, validateOptions(args));
+  if (suspects > 0) await validateSnapshot(source, validateOptions(args));
   if (reader.records >= ANALYZE_FROM_RECORDS) {
     // The plan joins these rows with the corpus. Statistics from before this
     // load (another run's rows, or an empty table) made the planner probe the
@@ -126,10 +133,10 @@ async function stageOnePass(client: PoolClient, args: StageArgs, before: { size:
     // only warns, and the plan runs as before.
     await client.query('ANALYZE cutter_governance.snapshot_record');
   }
-  const after = await statSnapshot(args.path);
+  const after = await source.stat();
   if (after.stamp !== before.stamp) {
     // Thrown inside the transaction, so what was copied is rolled back.
-    throw new CutterError('SNAPSHOT_CHANGED', `snapshot ${args.path} changed while it was being staged; nothing was staged, try again`);
+    throw new CutterError('SNAPSHOT_CHANGED', `snapshot ${source.name} changed while it was being staged; nothing was staged, try again`);
   }
   return { records: reader.records, bytes: reader.bytes, sha256: fileHash.digest('hex') };
 }
@@ -140,9 +147,9 @@ async function stageOnePass(client: PoolClient, args: StageArgs, before: { size:
  * rows copied so far are rolled back. Should the validator find the file
  * valid after all, it was replaced while being read.
  */
-async function reportInvalid(args: StageArgs): Promise<never> {
-  await validateSnapshot(args.path, validateOptions(args));
-  throw new CutterError('SNAPSHOT_CHANGED', `snapshot ${args.path} changed while it was being staged; nothing was staged, try again`);
+async function reportInvalid(source: SnapshotSource, args: StageArgs): Promise<never> {
+  await validateSnapshot(source, validateOptions(args));
+  throw new CutterError('SNAPSHOT_CHANGED', `snapshot ${source.name} changed while it was being staged; nothing was staged, try again`);
 }
 
 function validateOptions(args: StageArgs): ValidateOptions {

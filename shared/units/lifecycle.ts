@@ -14,6 +14,18 @@ export type StateTransition = (typeof STATE_TRANSITIONS)[number];
 export const TRANSITION_KINDS = [...STATE_TRANSITIONS, 'revise'] as const;
 export type TransitionKind = (typeof TRANSITION_KINDS)[number];
 
+/**
+ * The state changes only a revert may make (`cutter revert`, docs/undo.md):
+ * the inverses of draft->enacted, draft->retired and enacted->retired, each
+ * only for a unit the reverted run moved the other way. The database refuses
+ * them in any other run's plan (trigger cut_change_item_revert).
+ */
+export const REVERT_TRANSITIONS = ['enacted->draft', 'retired->draft', 'retired->enacted'] as const;
+
+/** What an SG_1 allowance may list: every kind a plan can use, a revert's included. */
+export const ALLOWANCE_KINDS = [...TRANSITION_KINDS, ...REVERT_TRANSITIONS] as const;
+export type AllowanceKind = (typeof ALLOWANCE_KINDS)[number];
+
 /** The ops of a plan item. */
 export const PLAN_OPS = ['create', 'revise', 'transition', 'revise+transition'] as const;
 export type PlanOp = (typeof PLAN_OPS)[number];
@@ -21,4 +33,16 @@ export type PlanOp = (typeof PLAN_OPS)[number];
 /** True when s is one of the three unit states. */
 export function isUnitState(s: unknown): s is UnitState {
   return s === 'draft' || s === 'enacted' || s === 'retired';
+}
+
+/**
+ * What undoes a transition kind: `a->b` is undone by `b->a`, a creation
+ * (`new->s`) by retiring the unit (`s->retired`: history is append-only, so a
+ * unit is never deleted), and `revise` by another revision. SQL has the same
+ * rule as cutter_governance.inverse_transition (a test holds them equal).
+ */
+export function inverseTransition(kind: string): string {
+  if (kind === 'revise') return kind;
+  const [from, to] = kind.split('->');
+  return from === 'new' ? `${to ?? ''}->retired` : `${to ?? ''}->${from ?? ''}`;
 }

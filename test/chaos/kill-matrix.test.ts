@@ -3,21 +3,20 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
 import { localSovereign } from '../../shared/demo/sovereign.js';
 import { MOMENTS, type PhaseMoment } from '../../shared/jobs/moments.js';
-import { PHASES, type Phase } from '../../shared/jobs/catalog.js';
-import { waitFor } from '../support/poll.js';
-import { createRunEnv, type RunEnv } from '../support/run-env.js';
-import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
-import { CHAOS_FULL, recordRunTrials, runEffect, violation, type RunEffect } from './support/outcomes.js';
+import { PHASES } from '../../shared/jobs/catalog.js';
+import { createRunEnv } from '../support/run-env.js';
+import type { WorkerProcess } from '../support/worker-process.js';
+import { killDuring, STALL_BOUND_MS } from './support/kill.js';
+import { CHAOS_FULL, recordRunTrials, runEffect, violation, type CorpusFingerprint, type RunEffect } from './support/outcomes.js';
 
 /**
  * SIGKILL of a worker in every phase of a live run at three points (before
  * the phase's side effect, in the middle, after it but before the job
  * completes). A second worker, started after the kill, must pick the stalled
- * job up within STALL_BOUND_MS (lock 5 s + stall check 2 s, WORKER_LOCKS),
- * and the run must end succeeded with the plan applied exactly once, or
- * failed closed with nothing applied.
+ * job up within STALL_BOUND_MS (support/kill.ts), and the run must end
+ * succeeded with the plan applied exactly once, or failed closed with
+ * nothing applied.
  */
-const STALL_BOUND_MS = 15_000;
 
 // `npm test` kills at the three points where a wrong answer would hurt most;
 // `npm run test:chaos` kills at every point of every phase, twice.
@@ -32,25 +31,12 @@ interface Trial {
   pickupMs: number;
 }
 
-/** Whether the killed phase was picked up again: its attempt count grew, or the run moved past it. */
-async function pickedUp(env: RunEnv, runId: string, phase: Phase): Promise<true | undefined> {
-  const { rows } = await env.db.pool.query<{ attempts: number; state: string; status: string }>(
-    `SELECT p.attempts, p.state, r.status FROM cutter_governance.run_phase p
-       JOIN cutter_governance.run r ON r.run_id = p.run_id
-      WHERE p.run_id = $1 AND p.phase = $2`,
-    [runId, phase],
-  );
-  const row = rows[0];
-  return row && (row.attempts > 1 || row.state !== 'active' || ['succeeded', 'failed', 'expired'].includes(row.status)) ? true : undefined;
-}
-
 /**
  * One live run on a database of its own: worker A (every phase) stops at
  * `point`, is SIGKILLed there, and worker B (no fault) carries the run on.
- * The sovereign approves whenever the run waits at SG_1, through the real
- * submit path. With control.disableLedger both workers run the negative
- * control (test/support/fault-preload.ts): B's re-delivered execute must not
- * find A's ledger row.
+ * With control.disableLedger both workers run the negative control
+ * (test/support/fault-preload.ts): B's re-delivered execute must not find
+ * A's ledger row.
  */
 async function killTrial(point: PhaseMoment, control: { disableLedger?: boolean } = {}): Promise<Trial> {
   const env = await createRunEnv('killmx');
@@ -58,44 +44,19 @@ async function killTrial(point: PhaseMoment, control: { disableLedger?: boolean 
   try {
     const sovereign = localSovereign(join(env.dir, 'sovereign'));
     const workerEnv = { ...env.env, SOVEREIGN_KEYS: sovereign.keysDir };
-    const cfg = parseConfig(workerEnv);
-    const phase = point.slice(0, point.lastIndexOf('.')) as Phase;
-
-    const doomed = await startWorkerProcess(workerEnv, { fault: point, ...control });
-    workers.push(doomed);
-    const before = await env.corpus();
-    const runId = await env.enqueue('live');
-
-    // Approves once, whenever the run reaches the gate (before or after the kill).
-    let approving: Promise<void> | undefined;
-    let approveError: Error | undefined;
-    const approveWhenPaused = async (): Promise<void> => {
-      if (approving) return;
-      const { rows } = await env.db.pool.query<{ status: string }>('SELECT status FROM cutter_governance.run WHERE run_id = $1', [runId]);
-      if (rows[0]?.status !== 'awaiting_approval') return;
-      approving = sovereign.approve({ cfg, pool: env.db.pool, redis: env.redis }, runId).catch((err: unknown) => {
-        approveError = err instanceof Error ? err : new Error(`approval failed: ${JSON.stringify(err)}`);
-      });
-    };
-
-    await waitFor(`worker A to stop at ${point}`, async () => {
-      await approveWhenPaused();
-      return Promise.race([doomed.paused, Promise.resolve(undefined)]);
-    }, { deadlineMs: 60_000 });
-    await doomed.kill();
-    const killedAt = Date.now();
-
-    workers.push(await startWorkerProcess(workerEnv, control));
-    await waitFor(`another worker to pick ${phase} up`, () => pickedUp(env, runId, phase), { deadlineMs: STALL_BOUND_MS, stepMs: 100 });
-    const pickupMs = Date.now() - killedAt;
-
-    await waitFor(`run ${runId} to end`, async () => {
-      await approveWhenPaused();
-      const { rows } = await env.db.pool.query<{ status: string }>('SELECT status FROM cutter_governance.run WHERE run_id = $1', [runId]);
-      return ['succeeded', 'failed', 'expired'].includes(rows[0]?.status ?? '') ? true : undefined;
-    }, { deadlineMs: 90_000, stepMs: 100 });
-    await approving;
-    if (approveError) throw approveError;
+    let before: CorpusFingerprint = [];
+    const { runId, pickupMs } = await killDuring(env, {
+      point,
+      workerEnv,
+      cfg: parseConfig(workerEnv),
+      sovereign,
+      control,
+      workers,
+      enqueue: async () => {
+        before = await env.corpus();
+        return env.enqueue('live');
+      },
+    });
     const effect = await runEffect(env.db.pool, runId, before);
     return { effect, violation: violation(effect, 'live'), pickupMs };
   } finally {

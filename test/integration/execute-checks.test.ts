@@ -191,6 +191,24 @@ describe('execute, live', () => {
     expect(await ledger(runId)).toBe(0);
   });
 
+  it('refuses a transition only a revert may take in the plan of a run that is no revert, written past the insert trigger, and applies nothing', async () => {
+    const { runId, k } = await plannedRun('live');
+    // The trigger cut_change_item_revert checks items as they are inserted; an owner's UPDATE goes past it.
+    await db.pool.query(`UPDATE cutter_governance.cut_change_item SET transition = 'enacted->draft' WHERE run_id = $1 AND key = $2`, [runId, k('a')]);
+    await refreeze(runId);
+    await approve(runId);
+    const before = await fingerprintCorpusTables(db.pool);
+    // Execute refuses it first (no target may allow it), and apply_plan itself for any other caller.
+    const out = await execute(runId);
+    expect(out.code, out.message).toBe('ALLOWANCE_EXCEEDED');
+    expect(out.message).toContain('enacted->draft');
+    // Execute turned the switch off as it failed; armed again for the direct call.
+    await db.pool.query(`UPDATE cutter_governance.execution_switch SET enabled = true, run_id = $1, expires_at = now() + interval '1 hour', changed_by = 'test'`, [runId]);
+    await expect(db.pool.query(`SELECT cutter_governance.apply_plan($1, 'test')`, [runId])).rejects.toMatchObject({ code: 'CX008' });
+    expect(await fingerprintCorpusTables(db.pool)).toEqual(before);
+    expect(await ledger(runId)).toBe(0);
+  });
+
   it('fails EXECUTE_POSTCONDITION when a trigger changes the units after the apply, and applies nothing', async () => {
     const { runId, k } = await plannedRun('live');
     await approve(runId);

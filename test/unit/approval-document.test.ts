@@ -47,6 +47,16 @@ describe('the approval document (DESIGN §3)', () => {
     expect(serialiseApprovalDocument(parseApprovalDocument(exec))).toBe(exec);
   });
 
+  it("parses an allowance naming a revert's transitions (docs/undo.md)", () => {
+    const revert = documentText({ ...base, allowance: 'max_units=9; transitions=draft->retired,enacted->draft,retired->draft,retired->enacted,revise' });
+    expect(parseApprovalDocument(revert).allowance).toEqual({
+      kind: 'plan',
+      maxUnits: 9,
+      transitions: ['draft->retired', 'enacted->draft', 'retired->draft', 'retired->enacted', 'revise'],
+    });
+    expect(serialiseApprovalDocument(parseApprovalDocument(revert))).toBe(revert);
+  });
+
   it('parses a rejection, whose allowance is reason=<1-200 printable ASCII characters>, and refuses any other', () => {
     const reject = documentText({ ...base, gate: 'REJECT', allowance: 'reason=the plan retires the wrong units; see ticket #42' });
     expect(parseApprovalDocument(reject).allowance).toEqual({ kind: 'reject', reason: 'the plan retires the wrong units; see ticket #42' });
@@ -81,7 +91,7 @@ describe('the approval document (DESIGN §3)', () => {
     ['milliseconds in a time', documentText({ ...base, signed_utc: '2026-11-24T02:15:00.000Z' }), 'APPROVAL_DOCUMENT_FIELD'],
     ['a time zone offset', documentText({ ...base, signed_utc: '2026-11-24T02:15:00+00:00' }), 'APPROVAL_DOCUMENT_FIELD'],
     ['a date that does not exist', documentText({ ...base, expires_utc: '2026-02-30T00:00:00Z' }), 'APPROVAL_DOCUMENT_FIELD'],
-    ['an unknown transition', documentText({ ...base, allowance: 'max_units=5; transitions=retired->draft' }), 'APPROVAL_DOCUMENT_FIELD'],
+    ['an unknown transition', documentText({ ...base, allowance: 'max_units=5; transitions=draft->new' }), 'APPROVAL_DOCUMENT_FIELD'],
     ['a transition listed twice', documentText({ ...base, allowance: 'max_units=5; transitions=revise,revise' }), 'APPROVAL_DOCUMENT_FIELD'],
     ['an allowance without a space', documentText({ ...base, allowance: 'max_units=5;transitions=revise' }), 'APPROVAL_DOCUMENT_FIELD'],
     ['a negative max_units', documentText({ ...base, allowance: 'max_units=-1; transitions=revise' }), 'APPROVAL_DOCUMENT_FIELD'],

@@ -2,6 +2,7 @@ import { appendAudit } from '../../shared/audit/append.js';
 import { CutterError } from '../../shared/errors.js';
 import { reachMoment } from '../../shared/jobs/moments.js';
 import { buildReport } from '../../shared/runs/report.js';
+import { revertChecks } from '../../shared/revert/checks.js';
 import { dryRunChecks, liveRunChecks, saveVerifyResult } from '../../shared/runs/checks.js';
 import { completedResult, finishRun, getPhases, runBaseline, saveReport } from '../../shared/runs/store.js';
 import { discardStagedSnapshot } from '../../shared/snapshot/stage.js';
@@ -10,7 +11,8 @@ import type { PhaseWorker } from '../context.js';
 
 /**
  * G8: the run's corpus is exactly what the plan says (live) or exactly what
- * it was (dry); other corpora are other runs' proof. Writes verify_result
+ * it was (dry); other corpora are other runs' proof. A live revert also
+ * proves each unit it reverted is as it was before the run it reverts. Writes verify_result
  * and releases the corpus lock; the commit that records the phase completed
  * also ends the run with this verdict and its report, so whoever sees the
  * run ended sees why.
@@ -29,7 +31,12 @@ export const verifyWorker: PhaseWorker<'verify'> = {
     } else {
       const plan = completedResult(await getPhases(deps.pool, run.run_id), 'cutplan');
       if (!plan) throw new CutterError('PLAN_FINGERPRINT_MISSING', `run ${run.run_id}: cutplan recorded no fingerprint`);
-      checks = await liveRunChecks(deps.pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, outsideAtPlan: plan.outside_fingerprint });
+      // A revert also proves that what it reverted is as it was before the run it reverts (read side by side).
+      const [live, revert] = await Promise.all([
+        liveRunChecks(deps.pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, outsideAtPlan: plan.outside_fingerprint }),
+        run.revert_of === null ? [] : revertChecks(deps.pool, { runId: run.run_id, revertOf: run.revert_of }),
+      ]);
+      checks = [...live, ...revert];
     }
     const passed = checks.every((c) => c.passed);
     await saveVerifyResult(deps.pool, run.run_id, checks);

@@ -5,7 +5,7 @@ import { APPROVAL_GATES, serialiseApprovalDocument, type ApprovalGate } from '..
 import { keyIdentities, sharedIdentity } from '../../../shared/approval/identity.js';
 import { buildDocument, generateSovereignKey, readPrivateKey, signDocument } from '../../../shared/approval/sign.js';
 import { CutterError } from '../../../shared/errors.js';
-import type { TransitionKind } from '../../../shared/units/lifecycle.js';
+import type { AllowanceKind } from '../../../shared/units/lifecycle.js';
 import { type CliContext, out, outJson } from '../context.js';
 import { parseDurationSeconds } from '../duration.js';
 import { fetchFirstKeys, runFromPlanExport, showFirstKeys } from '../sign-review.js';
@@ -28,6 +28,9 @@ interface RunForSigning {
   operator?: string;
   enqueued_by?: string;
   plan: { plan_sha256: string; unit_count: number; by_op: Record<string, number>; by_transition: Record<string, number> } | null;
+  /** A revert: the run whose applied plan it inverts, and the units it leaves out. */
+  revert_of?: string | null;
+  revert_skipped?: { count: number } | null;
   approvals?: { allowance_needed: { max_units: number; transitions: string[] } | null } | null;
 }
 
@@ -94,7 +97,7 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
       // A rejection allows nothing, so it needs no allowance (and may reject a plan that changes nothing).
       const allowance = gate === 'REJECT' ? { max_units: 0, transitions: [] } : allowanceFor(run);
       const doc = buildDocument(
-        { gate, runId: run.run_id, target: run.target, planSha256: run.plan.plan_sha256, maxUnits: allowance.max_units, transitions: allowance.transitions as TransitionKind[], ...(opts.reason === undefined ? {} : { reason: opts.reason }) },
+        { gate, runId: run.run_id, target: run.target, planSha256: run.plan.plan_sha256, maxUnits: allowance.max_units, transitions: allowance.transitions as AllowanceKind[], ...(opts.reason === undefined ? {} : { reason: opts.reason }) },
         { ttlS },
       );
       const text = serialiseApprovalDocument(doc);
@@ -103,6 +106,10 @@ export function registerApprovalCommands(program: Command, ctx: () => CliContext
       const file = resolve(opts.out ?? `${run.run_id}.${gate}.${keyName}.approval.json`);
       out(`run ${run.run_id}  target ${run.target}  plan ${run.plan.plan_sha256}`);
       out(`units ${run.plan.unit_count}  by op ${JSON.stringify(run.plan.by_op)}  by transition ${JSON.stringify(run.plan.by_transition)}`);
+      if (run.revert_of) {
+        const skipped = run.revert_skipped?.count ?? 0;
+        out(`this run reverts run ${run.revert_of}: each unit back to its state and body before it${skipped ? `; ${skipped} unit(s) changed since are skipped` : ''}`);
+      }
       const firstKeys = offline?.firstKeys ?? (await fetchFirstKeys(run.run_id, Object.keys(run.plan.by_op), (path) => request(`${api}${path}`, { headers: { accept: 'application/json' } })));
       showFirstKeys(run, firstKeys, opts.planExport);
       out(`signing with key ${keyName} (key_id ${envelope.key_id}) exactly these ${Buffer.byteLength(text)} bytes (LF line endings):`);

@@ -64,12 +64,13 @@ export function registerRunCommand(program: Command, ctx: () => CliContext): voi
         redis.disconnect();
       }
       if (opts.json) outJson(view);
-      else printOutcome(view);
+      else printRunOutcome(view);
       process.exitCode = endedUnsuccessful(view.status) ? 1 : 0;
     });
 }
 
-function printOutcome(view: RunView): void {
+/** The end of `cutter run` (and `cutter revert`): where the run stopped, and what to do next. */
+export function printRunOutcome(view: RunView): void {
   out();
   if (view.status === 'awaiting_approval' && view.plan) {
     out(`run ${view.run_id} is paused at SG_1, awaiting approval.`);

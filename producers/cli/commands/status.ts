@@ -38,6 +38,7 @@ export function registerStatusCommand(program: Command, ctx: () => CliContext): 
       else if (opts.report) out((await getRun(pool, runId))?.report ?? '(no report yet)');
       else {
         out(`run ${view.run_id}  target ${view.target}  mode ${view.mode}  status ${view.status}  verdict ${view.verdict ?? '-'}`);
+        if (view.revert_of) out(`revert of ${view.revert_of}${view.revert_skipped?.count ? `  skipped ${view.revert_skipped.count} changed since` : ''}`);
         if (view.plan) out(`plan ${view.plan.plan_sha256}  units ${view.plan.unit_count}`);
         for (const p of view.phases) out(phaseLine(p));
         if (view.error) out(`${view.failed_phase ? `failed in ${view.failed_phase}` : view.status}: ${view.error.code}: ${view.error.message}`);

@@ -32,7 +32,11 @@
 -- verified backup of the run; CX002 already
 -- applied (the ledger has it); CX003 kill switch off for this run; CX004
 -- drift (DETAIL: the keys); CX005 a postcondition does not hold (DETAIL: the
--- keys); CX006 the items changed under the statement; CX000 dry run rehearsed.
+-- keys); CX006 the items changed under the statement; CX008 a transition only
+-- a revert may take (enacted->draft, retired->draft, retired->enacted) in the
+-- plan of a run that is no revert (trigger cut_change_item_revert refuses such
+-- items when they are inserted; this holds it for any written since); CX000
+-- dry run rehearsed.
 CREATE OR REPLACE FUNCTION cutter_governance.apply_plan(p_run_id text, p_actor text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -41,11 +45,12 @@ DECLARE
   v_run    record;
   v_plan   record;
   v_items  integer;
+  v_undo   integer;
   v_out    record;
   v_counts jsonb;
   v_failed text[];
 BEGIN
-  SELECT r.mode, r.status, r.phase, r.corpus INTO v_run FROM cutter_governance.run r WHERE r.run_id = p_run_id FOR SHARE;
+  SELECT r.mode, r.status, r.phase, r.corpus, r.revert_of INTO v_run FROM cutter_governance.run r WHERE r.run_id = p_run_id FOR SHARE;
   IF NOT FOUND OR v_run.status <> 'running' OR v_run.phase IS DISTINCT FROM 'execute' THEN
     RAISE EXCEPTION 'run % is not running at execute (%, %)', p_run_id, coalesce(v_run.status, 'unknown'), coalesce(v_run.phase, '-')
       USING ERRCODE = 'CX001';
@@ -65,7 +70,12 @@ BEGIN
   IF NOT FOUND OR v_plan.corpus <> v_run.corpus THEN
     RAISE EXCEPTION 'run % has no change set for its corpus', p_run_id USING ERRCODE = 'CX001';
   END IF;
-  SELECT count(*)::int INTO v_items FROM cutter_governance.cut_change_item i WHERE i.run_id = p_run_id;
+  SELECT count(*)::int, count(*) FILTER (WHERE i.transition IN ('enacted->draft', 'retired->draft', 'retired->enacted'))::int
+    INTO v_items, v_undo
+    FROM cutter_governance.cut_change_item i WHERE i.run_id = p_run_id;
+  IF v_undo > 0 AND v_run.revert_of IS NULL THEN
+    RAISE EXCEPTION 'run % is no revert, but its plan takes a transition only a revert may take', p_run_id USING ERRCODE = 'CX008';
+  END IF;
 
   WITH created AS (
     INSERT INTO public.information_unit (corpus, key, state, current_version)
