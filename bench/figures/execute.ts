@@ -1,22 +1,21 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
-import { config, parseConfig } from '../../shared/config.js';
+import { config } from '../../shared/config.js';
 import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, ident, splitDatabaseUrl, type Pool } from '../../shared/db/pool.js';
 import { planScope } from '../../shared/plan/scope.js';
 import { IN_DATABASE_MAX_ITEMS } from '../../shared/plan/hash.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
-import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { createRedis } from '../../shared/redis.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { startFleet } from '../../workers/fleet.js';
 import { timed, type Bench, type Figure } from '../harness.js';
-import { benchSovereign, phaseSeconds, untilStatus } from '../support/live-run.js';
+import { benchLiveSettings, phaseSeconds, untilStatus } from '../support/live-run.js';
 import { dropScratch, scratchUrl } from './seed.js';
 import { BENCH_CORPUS, seedBenchCorpus } from './snapshot-data.js';
 
@@ -154,23 +153,8 @@ async function measureSize(corpus: number, plan: number, log: (line: string) => 
 
     const snapshot = join(dir, 'plan.ndjson');
     await writePlanSnapshot(snapshot, corpus, plan);
-    const gnupgHome = join(dir, 'gnupg');
-    const backupDir = join(dir, 'backups');
-    mkdirSync(backupDir);
-    const sovereign = benchSovereign(dir);
     const prefix = `bench-exec-${process.pid}-${plan}`;
-    const cfg = parseConfig({
-      ...process.env,
-      DATABASE_URL: url,
-      CUTTER_QUEUE_PREFIX: prefix,
-      BACKUP_GPG_FPR: await ensureDemoGpgKey(gnupgHome),
-      GNUPGHOME: gnupgHome,
-      BACKUP_DIR: backupDir,
-      SOVEREIGN_KEYS: sovereign.keysDir,
-      SOVEREIGN_QUORUM: '1',
-      CUTTER_ALLOW_VOLATILE_REDIS: 'true',
-      LOG_LEVEL: 'silent',
-    });
+    const { cfg, sovereign } = await benchLiveSettings(dir, { url, prefix });
     const pool = createPool(url, { max: 4 });
     const fleet = await startFleet({ cfg, log: pino({ level: 'silent' }) });
     try {

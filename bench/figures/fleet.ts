@@ -1,20 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { config, parseConfig, type Config } from '../../shared/config.js';
+import { config } from '../../shared/config.js';
 import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
-import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { PHASES, type RunMode } from '../../shared/jobs/catalog.js';
 import { createRedis } from '../../shared/redis.js';
 import { IN_FLIGHT_STATUSES, inFlight, RUN_STATUSES } from '../../shared/runs/status.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { timed, type Bench, type Figure } from '../harness.js';
 import { summary } from '../support/approval-harness.js';
-import { benchSovereign, obliterateQueues, untilStatus } from '../support/live-run.js';
+import { benchLiveSettings, obliterateQueues, untilStatus } from '../support/live-run.js';
 import { dropScratch, scratchUrl } from './seed.js';
 
 /**
@@ -176,23 +175,7 @@ export const fleetBench: Bench = {
       try {
         await seedCorpora(pool, 'dry', dryRuns);
         await seedCorpora(pool, 'live', liveRuns);
-        const gnupgHome = join(dir, 'gnupg');
-        const backupDir = join(dir, 'backups');
-        mkdirSync(backupDir);
-        const sovereign = benchSovereign(dir);
-        const env = {
-          ...process.env,
-          DATABASE_URL: url,
-          CUTTER_QUEUE_PREFIX: prefix,
-          BACKUP_GPG_FPR: await ensureDemoGpgKey(gnupgHome),
-          GNUPGHOME: gnupgHome,
-          BACKUP_DIR: backupDir,
-          SOVEREIGN_KEYS: sovereign.keysDir,
-          SOVEREIGN_QUORUM: '1',
-          CUTTER_ALLOW_VOLATILE_REDIS: 'true',
-          LOG_LEVEL: 'silent',
-        };
-        const cfg: Config = parseConfig(env);
+        const { env, cfg, sovereign } = await benchLiveSettings(dir, { url, prefix });
         for (let i = 0; i < WORKER_PROCESSES; i += 1) workers.push(await startWorker(env));
 
         /** Enqueues n runs at once; a live run is approved as soon as it pauses and the switch is free. */

@@ -1,18 +1,17 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { config, parseConfig, type Config } from '../../shared/config.js';
+import { config, type Config } from '../../shared/config.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
 import type { LocalSovereign } from '../../shared/demo/sovereign.js';
-import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { migrate } from '../../shared/deploy/migrate.js';
 import { createRedis } from '../../shared/redis.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { enqueueRevert } from '../../producers/flow/enqueue-revert.js';
 import { startFleet } from '../../workers/fleet.js';
 import type { Bench, Figure } from '../harness.js';
-import { benchSovereign, phaseSeconds, untilStatus } from '../support/live-run.js';
+import { benchLiveSettings, phaseSeconds, untilStatus } from '../support/live-run.js';
 import { writePlanSnapshot } from './execute.js';
 import { dropScratch, scratchUrl } from './seed.js';
 import { BENCH_CORPUS, seedBenchCorpus } from './snapshot-data.js';
@@ -83,23 +82,8 @@ async function measure(corpus: number, plan: number, log: (line: string) => void
     await seedPool.end();
     const snapshot = join(dir, 'plan.ndjson');
     await writePlanSnapshot(snapshot, corpus, plan);
-    const gnupgHome = join(dir, 'gnupg');
-    const backupDir = join(dir, 'backups');
-    mkdirSync(backupDir);
-    const sovereign = benchSovereign(dir);
     const prefix = `bench-revert-${process.pid}-${plan}`;
-    const cfg = parseConfig({
-      ...process.env,
-      DATABASE_URL: url,
-      CUTTER_QUEUE_PREFIX: prefix,
-      BACKUP_GPG_FPR: await ensureDemoGpgKey(gnupgHome),
-      GNUPGHOME: gnupgHome,
-      BACKUP_DIR: backupDir,
-      SOVEREIGN_KEYS: sovereign.keysDir,
-      SOVEREIGN_QUORUM: '1',
-      CUTTER_ALLOW_VOLATILE_REDIS: 'true',
-      LOG_LEVEL: 'silent',
-    });
+    const { cfg, sovereign } = await benchLiveSettings(dir, { url, prefix });
     const pool = createPool(url, { max: 4 });
     const fleet = await startFleet({ cfg, log: pino({ level: 'silent' }) });
     const deps = { pool, cfg, redis, sovereign };

@@ -1,5 +1,8 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import { parseConfig, type Config } from '../../shared/config.js';
+import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import type { RedisClient } from '../../shared/redis.js';
 import type { Pool } from '../../shared/db/pool.js';
 import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
@@ -7,6 +10,31 @@ import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign
 /** A fresh sovereign per bench directory (the demo's signer, with its key made in dir). */
 export function benchSovereign(dir: string): LocalSovereign {
   return localSovereign(join(dir, 'sovereign'));
+}
+
+/**
+ * The settings of a bench's live runs in dir: a backup key and directory of
+ * their own, a sovereign of their own (quorum 1), a volatile Redis allowed,
+ * silent logs. `env` is for worker processes, `cfg` for in-process ones.
+ */
+export async function benchLiveSettings(dir: string, args: { url: string; prefix: string }): Promise<{ env: NodeJS.ProcessEnv; cfg: Config; sovereign: LocalSovereign }> {
+  const gnupgHome = join(dir, 'gnupg');
+  const backupDir = join(dir, 'backups');
+  mkdirSync(backupDir);
+  const sovereign = benchSovereign(dir);
+  const env = {
+    ...process.env,
+    DATABASE_URL: args.url,
+    CUTTER_QUEUE_PREFIX: args.prefix,
+    BACKUP_GPG_FPR: await ensureDemoGpgKey(gnupgHome),
+    GNUPGHOME: gnupgHome,
+    BACKUP_DIR: backupDir,
+    SOVEREIGN_KEYS: sovereign.keysDir,
+    SOVEREIGN_QUORUM: '1',
+    CUTTER_ALLOW_VOLATILE_REDIS: 'true',
+    LOG_LEVEL: 'silent',
+  };
+  return { env, cfg: parseConfig(env), sovereign };
 }
 
 /** Polls (every 20 ms) until the run reaches one of the given statuses; returns it. */
