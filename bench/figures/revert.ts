@@ -1,20 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { config, type Config } from '../../shared/config.js';
-import { createPool, type Pool } from '../../shared/db/pool.js';
-import type { LocalSovereign } from '../../shared/demo/sovereign.js';
-import { migrate } from '../../shared/deploy/migrate.js';
-import { createRedis } from '../../shared/redis.js';
-import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { enqueueRevert } from '../../producers/flow/enqueue-revert.js';
-import { startFleet } from '../../workers/fleet.js';
 import type { Bench, Figure } from '../harness.js';
-import { benchLiveSettings, phaseSeconds, untilStatus } from '../support/live-run.js';
+import { seedLiveBenchDatabase } from '../support/bench-database.js';
+import { withLiveFleet } from '../support/live-run.js';
+import { PHASES_TIMED, outsidePhases, phaseList, roundedPhases, timeLiveRun, timeSnapshotRun, type TimedRun } from '../support/timed-run.js';
 import { writePlanSnapshot } from './execute.js';
 import { dropScratch, scratchUrl } from './seed.js';
-import { BENCH_CORPUS, seedBenchCorpus } from './snapshot-data.js';
 
 /**
  * A live revert of a p-unit cut of a 2p-unit corpus (`cutter revert`,
@@ -30,102 +23,41 @@ import { BENCH_CORPUS, seedBenchCorpus } from './snapshot-data.js';
 
 const TARGET = 'bench-revert';
 
-interface Timed {
-  runId: string;
-  /** Enqueue → paused at SG_1, plus approval submitted → succeeded. */
-  seconds: number;
-  phases: Record<string, number>;
-}
-
-interface LiveDeps {
-  pool: Pool;
-  cfg: Config;
-  redis: ReturnType<typeof createRedis>;
-  sovereign: LocalSovereign;
-}
-
-/** Times a live run from its enqueue to its end, leaving out the time it waits for (and takes to get) its signatures. */
-async function timeLiveRun(deps: LiveDeps, enqueue: () => Promise<string>, expectedLogRows: number): Promise<Timed> {
-  const t0 = process.hrtime.bigint();
-  const runId = await enqueue();
-  const paused = await untilStatus(deps.pool, runId, ['awaiting_approval', 'failed', 'expired']);
-  const t1 = process.hrtime.bigint();
-  if (paused !== 'awaiting_approval') throw new Error(`bench run ${runId} ended ${paused} before approval`);
-  await deps.sovereign.approve({ cfg: deps.cfg, pool: deps.pool, redis: deps.redis }, runId);
-  const t2 = process.hrtime.bigint();
-  const ended = await untilStatus(deps.pool, runId, ['succeeded', 'failed', 'expired']);
-  const t3 = process.hrtime.bigint();
-  if (ended !== 'succeeded') {
-    const { rows } = await deps.pool.query<{ error_message: string | null }>('SELECT error_message FROM cutter_governance.run WHERE run_id = $1', [runId]);
-    throw new Error(`bench run ${runId} ended ${ended}: ${rows[0]?.error_message ?? ''}`);
-  }
-  const log = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM public.iu_lifecycle_log WHERE run_id = $1', [runId]);
-  if (log.rows[0]?.n !== expectedLogRows) throw new Error(`bench run ${runId} wrote ${log.rows[0]?.n ?? 0} log rows, expected ${expectedLogRows}`);
-  return { runId, seconds: Number(t1 - t0 + (t3 - t2)) / 1e9, phases: await phaseSeconds(deps.pool, runId) };
-}
-
 /** The cut and its revert on one fresh database. */
-async function measure(corpus: number, plan: number, log: (line: string) => void): Promise<{ cut: Timed; revert: Timed }> {
+async function measure(corpus: number, plan: number, log: (line: string) => void): Promise<{ cut: TimedRun; revert: TimedRun }> {
   const url = scratchUrl(`revert${plan}`);
   const dir = mkdtempSync(join(tmpdir(), 'cutter-bench-revert-'));
-  const base = config();
-  const redis = createRedis(base.REDIS_URL);
   try {
-    await migrate(url, { execRole: base.CUTTER_EXEC_ROLE });
-    const seedPool = createPool(url);
-    await seedBenchCorpus(seedPool, corpus);
-    await seedPool.query(
-      `INSERT INTO cutter_governance.target_registry (name, corpus, owner, protected, max_units, allowed_transitions, registered_by, notes)
-       VALUES ($1, $2, 'bench', false, $3, ARRAY['new->draft', 'draft->enacted', 'revise'], 'bench', 'revert benchmark')`,
-      [TARGET, BENCH_CORPUS, plan],
-    );
-    await seedPool.end();
+    await seedLiveBenchDatabase(url, corpus, { name: TARGET, maxUnits: plan, allowedTransitions: ['new->draft', 'draft->enacted', 'revise'], notes: 'revert benchmark' });
     const snapshot = join(dir, 'plan.ndjson');
     await writePlanSnapshot(snapshot, corpus, plan);
-    const prefix = `bench-revert-${process.pid}-${plan}`;
-    const { cfg, sovereign } = await benchLiveSettings(dir, { url, prefix });
-    const pool = createPool(url, { max: 4 });
-    const fleet = await startFleet({ cfg, log: pino({ level: 'silent' }) });
-    const deps = { pool, cfg, redis, sovereign };
-    const queues = { pool, redis, prefix };
-    try {
-      const cut = await timeLiveRun(deps, async () => {
-        const { runId } = await enqueueRun(queues, { target: TARGET, snapshotPath: snapshot, mode: 'live', operator: 'bench', approvalWindowS: 3600 });
-        return runId;
-      }, plan);
-      log(`${plan}/${corpus}: cut ${cut.seconds.toFixed(2)} s ${JSON.stringify(rounded(cut.phases))}`);
-      const revert = await timeLiveRun(deps, async () => {
-        const { runId } = await enqueueRevert(queues, { revertOf: cut.runId, mode: 'live', skipDrifted: false, operator: 'bench', approvalWindowS: 3600 });
-        return runId;
-      }, plan);
-      log(`${plan}/${corpus}: revert ${revert.seconds.toFixed(2)} s ${JSON.stringify(rounded(revert.phases))}`);
+    return await withLiveFleet(dir, url, `bench-revert-${process.pid}-${plan}`, async (live) => {
+      const cut = await timeSnapshotRun(live, TARGET, snapshot, plan);
+      log(`${plan}/${corpus}: cut ${cut.seconds.toFixed(2)} s ${JSON.stringify(roundedPhases(cut.phases))}`);
+      const revert = await timeLiveRun(
+        live,
+        async () => {
+          const queues = { pool: live.pool, redis: live.redis, prefix: live.prefix };
+          const { runId } = await enqueueRevert(queues, { revertOf: cut.runId, mode: 'live', skipDrifted: false, operator: 'bench', approvalWindowS: 3600 });
+          return runId;
+        },
+        plan,
+      );
+      log(`${plan}/${corpus}: revert ${revert.seconds.toFixed(2)} s ${JSON.stringify(roundedPhases(revert.phases))}`);
       return { cut, revert };
-    } finally {
-      await fleet.close();
-      await pool.end();
-    }
+    });
   } finally {
-    redis.disconnect();
     await dropScratch(url);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const rounded = (phases: Record<string, number>) => Object.fromEntries(Object.entries(phases).map(([p, s]) => [p, Number(s.toFixed(2))]));
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-const PHASES_TIMED = ['precheck', 'grant-probe', 'discover', 'cutplan', 'backup', 'execute', 'verify'];
-
-/** The phases of a run as the notes list them (the gate's wake is left out: it is the wait for signatures). */
-function phaseList(phases: Record<string, number>): string {
-  return PHASES_TIMED.filter((p) => Number.isFinite(phases[p])).map((p) => `${p} ${(phases[p] ?? 0).toFixed(2)} s`).join(', ');
-}
-
 /** Revert minus cut, phase by phase, and what is left outside the phases (enqueue, hand-offs). */
-function gapList(cut: Timed, revert: Timed): string {
-  const sum = (t: Timed) => PHASES_TIMED.reduce((n, p) => n + (Number.isFinite(t.phases[p]) ? (t.phases[p] ?? 0) : 0), 0);
+function gapList(cut: TimedRun, revert: TimedRun): string {
   const phases = PHASES_TIMED.map((p) => `${p} ${((revert.phases[p] ?? 0) - (cut.phases[p] ?? 0)).toFixed(2)} s`).join(', ');
-  const outside = revert.seconds - sum(revert) - (cut.seconds - sum(cut));
+  const outside = outsidePhases(revert) - outsidePhases(cut);
   return `${phases}; outside the phases ${outside.toFixed(2)} s`;
 }
 

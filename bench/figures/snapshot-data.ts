@@ -11,8 +11,10 @@ import type { Pool } from '../../shared/db/pool.js';
 
 export const BENCH_CORPUS = 'BENCH';
 
-const key = (i: number) => `${BENCH_CORPUS}/${String(i).padStart(7, '0')}`;
-const body = (k: string, version: number) => `${k}: benchmark information unit, text of version ${version}.`;
+/** The key of the i-th unit of the bench corpus (1-based). */
+export const benchKey = (i: number) => `${BENCH_CORPUS}/${String(i).padStart(7, '0')}`;
+/** A bench unit's body at a version (seedBenchCorpus writes version 1). */
+export const benchBody = (k: string, version: number) => `${k}: benchmark information unit, text of version ${version}.`;
 
 /** n draft units at version 1, built server-side (no rows cross the network). */
 export async function seedBenchCorpus(pool: Pool, n: number): Promise<void> {
@@ -41,15 +43,15 @@ export async function writeBenchSnapshot(path: string, n: number): Promise<numbe
   for (let i = 1; i <= n; i += 1) {
     let line: string;
     if (i <= kept) {
-      const k = key(i);
+      const k = benchKey(i);
       const enact = i % 10 === 0;
       const revise = i % 25 === 0;
       if (enact || revise) expected += 1;
-      line = JSON.stringify({ key: k, state: enact ? 'enacted' : 'draft', body: body(k, revise ? 2 : 1) });
+      line = JSON.stringify({ key: k, state: enact ? 'enacted' : 'draft', body: benchBody(k, revise ? 2 : 1) });
     } else {
-      const k = key(n + i);
+      const k = benchKey(n + i);
       expected += 1;
-      line = JSON.stringify({ key: k, state: 'draft', body: body(k, 1) });
+      line = JSON.stringify({ key: k, state: 'draft', body: benchBody(k, 1) });
     }
     buf += `${line}\n`;
     if (buf.length > 1 << 16) {

@@ -1,11 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import { pino } from 'pino';
 import { parseConfig, type Config } from '../../shared/config.js';
 import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
-import type { RedisClient } from '../../shared/redis.js';
-import type { Pool } from '../../shared/db/pool.js';
+import { createRedis, type RedisClient } from '../../shared/redis.js';
+import { createPool, type Pool } from '../../shared/db/pool.js';
 import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
+import { startFleet } from '../../workers/fleet.js';
 
 /** A fresh sovereign per bench directory (the demo's signer, with its key made in dir). */
 export function benchSovereign(dir: string): LocalSovereign {
@@ -17,16 +19,20 @@ export function benchSovereign(dir: string): LocalSovereign {
  * their own, a sovereign of their own (quorum 1), a volatile Redis allowed,
  * silent logs. `env` is for worker processes, `cfg` for in-process ones.
  */
-export async function benchLiveSettings(dir: string, args: { url: string; prefix: string }): Promise<{ env: NodeJS.ProcessEnv; cfg: Config; sovereign: LocalSovereign }> {
+export async function benchLiveSettings(
+  dir: string,
+  args: { url: string; prefix: string },
+): Promise<{ env: NodeJS.ProcessEnv; cfg: Config; sovereign: LocalSovereign; gnupgHome: string; fpr: string }> {
   const gnupgHome = join(dir, 'gnupg');
   const backupDir = join(dir, 'backups');
   mkdirSync(backupDir);
   const sovereign = benchSovereign(dir);
+  const fpr = await ensureDemoGpgKey(gnupgHome);
   const env = {
     ...process.env,
     DATABASE_URL: args.url,
     CUTTER_QUEUE_PREFIX: args.prefix,
-    BACKUP_GPG_FPR: await ensureDemoGpgKey(gnupgHome),
+    BACKUP_GPG_FPR: fpr,
     GNUPGHOME: gnupgHome,
     BACKUP_DIR: backupDir,
     SOVEREIGN_KEYS: sovereign.keysDir,
@@ -34,7 +40,36 @@ export async function benchLiveSettings(dir: string, args: { url: string; prefix
     CUTTER_ALLOW_VOLATILE_REDIS: 'true',
     LOG_LEVEL: 'silent',
   };
-  return { env, cfg: parseConfig(env), sovereign };
+  return { env, cfg: parseConfig(env), sovereign, gnupgHome, fpr };
+}
+
+/** What a bench needs to drive live runs on one database: its pool, config, Redis, sovereign and backup keyring. */
+export interface LiveFleet {
+  pool: Pool;
+  cfg: Config;
+  redis: RedisClient;
+  sovereign: LocalSovereign;
+  prefix: string;
+  /** The backup key (cfg.BACKUP_GPG_FPR) and the GNUPGHOME holding it, for a bare pipeline beside the run. */
+  backupKey: { fpr: string; home: string };
+}
+
+/** Runs fn with an in-process fleet serving live runs on url under prefix (benchLiveSettings in dir), and closes it after. */
+export async function withLiveFleet<T>(dir: string, url: string, prefix: string, fn: (live: LiveFleet) => Promise<T>): Promise<T> {
+  const { cfg, sovereign, gnupgHome, fpr } = await benchLiveSettings(dir, { url, prefix });
+  const redis = createRedis(cfg.REDIS_URL);
+  const pool = createPool(url, { max: 4 });
+  try {
+    const fleet = await startFleet({ cfg, log: pino({ level: 'silent' }) });
+    try {
+      return await fn({ pool, cfg, redis, sovereign, prefix, backupKey: { fpr, home: gnupgHome } });
+    } finally {
+      await fleet.close();
+    }
+  } finally {
+    await pool.end();
+    redis.disconnect();
+  }
 }
 
 /** Polls (every 20 ms) until the run reaches one of the given statuses; returns it. */

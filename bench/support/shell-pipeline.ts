@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
+import { rmSync, statSync } from 'node:fs';
 import { DUMP_COMPRESS_LEVEL } from '../../shared/backup/pgdump.js';
+import { timed } from '../harness.js';
 
 /**
  * The encrypted backup as an operator would type it in a shell: the floor
- * of the backup figure, and the bound under the dry-run figure (a dry run
- * must take and prove this backup, DESIGN §1).
+ * of the backup figure, and the backup half of the bare hand path under the
+ * dry-run and whole-run figures (a run must take and prove a backup, DESIGN §1).
  */
 
 /** The floor exactly as an operator would write it (a shell is the point here; no input reaches it but our own paths). */
@@ -24,4 +26,12 @@ export function shellPipeline(script: string, url: string, fpr: string, home: st
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`shell pipeline exit ${String(code)}: ${stderr}`))));
   });
+}
+
+/** Times one run of the pipeline at cutter's settings into file, then removes the file; its seconds and the file's size. */
+export async function timeSameSettingsPipeline(url: string, key: { fpr: string; home: string }, file: string): Promise<{ seconds: number; bytes: number }> {
+  const { seconds } = await timed(() => shellPipeline(SAME_SETTINGS_PIPELINE, url, key.fpr, key.home, file));
+  const bytes = statSync(file).size;
+  rmSync(file, { force: true });
+  return { seconds, bytes };
 }
