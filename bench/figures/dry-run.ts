@@ -7,14 +7,13 @@ import { config } from '../../shared/config.js';
 import { migrate } from '../../shared/deploy/migrate.js';
 import { createPool } from '../../shared/db/pool.js';
 import { demoBody, demoKey } from '../../shared/demo/corpus.js';
-import { ensureDemoGpgKey } from '../../shared/demo/gpg-key.js';
 import { registerDemoWorkTarget, seedDemo } from '../../shared/demo/seed.js';
 import { createRedis } from '../../shared/redis.js';
 import { getRun } from '../../shared/runs/store.js';
 import { enqueueRun } from '../../producers/flow/enqueue.js';
 import { startFleet } from '../../workers/fleet.js';
 import { timed, type Bench } from '../harness.js';
-import { phaseSeconds } from '../support/live-run.js';
+import { benchBackupKey, phaseSeconds } from '../support/live-run.js';
 import { SAME_SETTINGS_PIPELINE, shellPipeline } from '../support/shell-pipeline.js';
 import { dropScratch, scratchUrl } from './seed.js';
 
@@ -52,15 +51,15 @@ export const dryRunBench: Bench = {
         return JSON.stringify({ key, state: 'enacted', body: demoBody(key, 1) });
       });
       writeFileSync(snapshot, `${lines.join('\n')}\n`);
-      const gnupgHome = join(dir, 'gnupg');
+      const { fpr, gnupgHome, workersHome } = await benchBackupKey(dir);
       const backupDir = join(dir, 'backups');
       mkdirSync(backupDir);
       const cfg = {
         ...base,
         DATABASE_URL: url,
         CUTTER_QUEUE_PREFIX: prefix,
-        BACKUP_GPG_FPR: await ensureDemoGpgKey(gnupgHome),
-        GNUPGHOME: gnupgHome,
+        BACKUP_GPG_FPR: fpr,
+        GNUPGHOME: workersHome,
         BACKUP_DIR: backupDir,
       };
       const fleet = await startFleet({ cfg, log: pino({ level: 'silent' }) });

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
@@ -8,6 +10,8 @@ import { createRedis, type RedisClient } from '../../shared/redis.js';
 import { createPool, type Pool } from '../../shared/db/pool.js';
 import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
 import { startFleet } from '../../workers/fleet.js';
+
+const execFileAsync = promisify(execFile);
 
 /** A fresh sovereign per bench directory (the demo's signer, with its key made in dir). */
 export function benchSovereign(dir: string): LocalSovereign {
@@ -23,17 +27,16 @@ export async function benchLiveSettings(
   dir: string,
   args: { url: string; prefix: string },
 ): Promise<{ env: NodeJS.ProcessEnv; cfg: Config; sovereign: LocalSovereign; gnupgHome: string; fpr: string }> {
-  const gnupgHome = join(dir, 'gnupg');
+  const { fpr, gnupgHome, workersHome } = await benchBackupKey(dir);
   const backupDir = join(dir, 'backups');
   mkdirSync(backupDir);
   const sovereign = benchSovereign(dir);
-  const fpr = await ensureDemoGpgKey(gnupgHome);
   const env = {
     ...process.env,
     DATABASE_URL: args.url,
     CUTTER_QUEUE_PREFIX: args.prefix,
     BACKUP_GPG_FPR: fpr,
-    GNUPGHOME: gnupgHome,
+    GNUPGHOME: workersHome,
     BACKUP_DIR: backupDir,
     SOVEREIGN_KEYS: sovereign.keysDir,
     SOVEREIGN_QUORUM: '1',
@@ -41,6 +44,31 @@ export async function benchLiveSettings(
     LOG_LEVEL: 'silent',
   };
   return { env, cfg: parseConfig(env), sovereign, gnupgHome, fpr };
+}
+
+/**
+ * A bench's backup key in dir: `gnupgHome` holds the whole key (for a bare
+ * pipeline beside the run), `workersHome` its public half only, which is all
+ * the workers get, as docs/first-live-run.md deploys them (the secret key
+ * stays where restores are done, so the backup phase checks the file without
+ * decrypting it).
+ */
+export async function benchBackupKey(dir: string): Promise<{ fpr: string; gnupgHome: string; workersHome: string }> {
+  const gnupgHome = join(dir, 'gnupg');
+  const fpr = await ensureDemoGpgKey(gnupgHome);
+  const workersHome = join(dir, 'gnupg-public');
+  await copyPublicKey(gnupgHome, workersHome, fpr);
+  return { fpr, gnupgHome, workersHome };
+}
+
+/** A keyring at `to` holding only the public half of key fpr from `from`. */
+async function copyPublicKey(from: string, to: string, fpr: string): Promise<void> {
+  mkdirSync(to, { mode: 0o700 });
+  const exported = await execFileAsync('gpg', ['--batch', '--homedir', from, '--export', fpr], { encoding: 'buffer', maxBuffer: 1 << 20 });
+  const child = execFile('gpg', ['--batch', '--homedir', to, '--import']);
+  const done = new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`gpg --import exited ${String(code)}`)))));
+  child.stdin?.end(exported.stdout);
+  await done;
 }
 
 /** What a bench needs to drive live runs on one database: its pool, config, Redis, sovereign and backup keyring. */

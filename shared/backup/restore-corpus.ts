@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { ident, type PoolClient } from '../db/pool.js';
-import type { CorpusTable } from '../runs/fingerprint.js';
+import { CORPUS_TABLES } from '../runs/writes.js';
 import { chainDivergence, readChain } from './chain-prefix.js';
 import { dropDatabaseAt, ensureDatabase } from './database.js';
 import { BackupRunnerError } from './errors.js';
@@ -30,7 +30,7 @@ import { settleRestore, type RestoreSettlement } from './settle.js';
  */
 
 /** Tables in the order their rows go in (information_unit first: the others refer to it). */
-const LOAD_ORDER = ['public.information_unit', 'public.unit_version', 'public.iu_lifecycle_log'] as const satisfies readonly CorpusTable[];
+const LOAD_ORDER = CORPUS_TABLES;
 
 export interface CorpusRestore {
   /** The corpus tables as restored, fingerprinted the way the manifest's source was. */

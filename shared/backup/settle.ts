@@ -21,6 +21,9 @@ import { releaseCorpusLock } from '../targets/lock.js';
  *   skipped, its report saying why;
  * - the kill switch is off;
  * - no approval of a run whose plan was applied stays unconsumed;
+ * - after a whole-database restore, records of corpus writes whose
+ *   transaction ids this server has not reached (made on another server)
+ *   are stamped 0;
  * - one `backup.restored` audit row names the backup (file, sha256, the run
  *   that took it) and says what was restored and settled: always in place;
  *   after a whole-database restore only when it settled anything, so a
@@ -47,6 +50,8 @@ export interface RestoreSettlement {
   /** The run the kill switch was on (or left set) for, before it went off. */
   switch_was_for: string | null;
   approvals_consumed: number;
+  /** Records of corpus writes restored from another server whose transaction ids this one had not reached (stamped 0). */
+  writes_restamped: number;
   /** The backup.restored audit row's seq; null when nothing was settled after a whole-database restore (nothing written). */
   audit_seq: number | null;
 }
@@ -79,13 +84,19 @@ export async function settleRestore(tx: PoolClient, input: SettleInput): Promise
     );
   }
   const abandoned = await abandonRunsInFlight(tx, input);
+  // A database restored on another server keeps the record of writes made there, under transaction ids this
+  // server may not have reached: they would count as written after every new run's baseline (docs/proof.md).
+  // They are history from before any run here: stamped 0, which every snapshot sees.
+  const foreignWrites =
+    input.scope === 'database' ? ((await tx.query(`UPDATE cutter_governance.corpus_write SET xact = '0' WHERE xact >= pg_current_xact_id()`)).rowCount ?? 0) : 0;
   const settlement = {
     scope: input.scope,
     runs_abandoned: abandoned,
     switch_was_for: switchWasFor ? (switchWasFor.run_id ?? '(no run)') : null,
     approvals_consumed: approvals.rowCount ?? 0,
+    writes_restamped: foreignWrites,
   };
-  const settledNothing = abandoned.length === 0 && !switchWasFor && settlement.approvals_consumed === 0;
+  const settledNothing = abandoned.length === 0 && !switchWasFor && settlement.approvals_consumed === 0 && foreignWrites === 0;
   if (input.scope === 'database' && settledNothing) return { ...settlement, audit_seq: null };
   const seq = await appendAudit(tx, {
     actor: ACTOR,

@@ -11,9 +11,9 @@ import type { PhaseResult } from '../jobs/results.js';
 import type { Logger } from '../logger.js';
 import { buildPlan } from '../plan/build.js';
 import { buildReport } from '../runs/report.js';
-import { dryRunChecks, liveRunChecks, saveVerifyResult } from '../runs/checks.js';
-import { fingerprintCorpus, fingerprintOutsideRun } from '../runs/fingerprint.js';
-import { completedResult, finishRun, getPhases, runBaseline, saveBaseline, saveReport, setRunStatus } from '../runs/store.js';
+import { runChecks, saveVerifyResult } from '../runs/checks.js';
+import { markBaseline } from '../runs/writes.js';
+import { finishRun, saveBaseline, saveReport, setRunStatus } from '../runs/store.js';
 import { discardStagedSnapshot, stageSnapshot } from '../snapshot/stage.js';
 import { requireC3 } from '../targets/criteria.js';
 import { releaseCorpusLock, acquireCorpusLock } from '../targets/lock.js';
@@ -82,19 +82,19 @@ export function historyPhases(ctx: HistoryContext): { [P in Phase]: ReplayedPhas
           'SELECT cutter_governance.execution_enabled() AS any, cutter_governance.execution_enabled($1) AS mine',
           [run.run_id],
         );
-        const tables = await fingerprintCorpus(pool, run.corpus);
+        const mark = await markBaseline(pool, run.run_id);
         const on = rows[0] ?? { any: false, mine: false };
         await saveBaseline(pool, run.run_id, {
           taken_utc: new Date().toISOString(),
           corpus: run.corpus,
-          tables,
+          write_mark: mark,
           execution_enabled: on.any,
           execution_enabled_for_run: on.mine,
           redis: NO_REDIS,
           volatile_redis_allowed: false,
           backup_selftest: [],
         });
-        return { tables: tables.map((t) => ({ table: t.table, rows: t.rows })), execution_enabled: on.any, redis_durable: false };
+        return { write_mark: mark, execution_enabled: on.any, redis_durable: false };
       },
     },
     'grant-probe': {
@@ -119,7 +119,6 @@ export function historyPhases(ctx: HistoryContext): { [P in Phase]: ReplayedPhas
       process: async (run) => {
         const target = await requireTarget(pool, run.target);
         const plan = await withTransaction(pool, (client) => buildPlan(client, { runId: run.run_id, target }));
-        const outside = await fingerprintOutsideRun(pool, run.run_id, run.corpus);
         if (run.mode === 'live') {
           await withTransaction(pool, async (tx) => {
             if (await setRunStatus(tx, run.run_id, 'awaiting_approval')) {
@@ -127,7 +126,7 @@ export function historyPhases(ctx: HistoryContext): { [P in Phase]: ReplayedPhas
             }
           });
         }
-        return { ...plan, outside_fingerprint: outside };
+        return plan;
       },
     },
     'approval-gate': {
@@ -145,16 +144,7 @@ export function historyPhases(ctx: HistoryContext): { [P in Phase]: ReplayedPhas
     },
     verify: {
       process: async (run) => {
-        const baseline = runBaseline(run);
-        if (!baseline || baseline.corpus !== run.corpus) throw new CutterError('BASELINE_MISSING', `run ${run.run_id} has no precheck baseline of its corpus`);
-        let checks;
-        if (run.mode === 'dry') {
-          checks = await dryRunChecks(pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, switchForRun: baseline.execution_enabled_for_run });
-        } else {
-          const plan = completedResult(await getPhases(pool, run.run_id), 'cutplan');
-          if (!plan) throw new CutterError('PLAN_FINGERPRINT_MISSING', `run ${run.run_id}: cutplan recorded no fingerprint`);
-          checks = await liveRunChecks(pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, outsideAtPlan: plan.outside_fingerprint });
-        }
+        const checks = await runChecks(pool, run);
         await saveVerifyResult(pool, run.run_id, checks);
         await releaseCorpusLock(pool, run.run_id);
         await discardStagedSnapshot(pool, run.run_id);

@@ -14,19 +14,22 @@ const count = z.number().int().nonnegative();
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 const counts = z.record(z.string(), count);
 
-/** A corpus table's row count and content hash over the run's corpus, as a run's proof takes it (shared/runs/fingerprint.ts). */
+/** A table's row count and content hash (readiness; the run baselines taken before docs/proof.md's write record). */
 export const corpusFingerprint = z.strictObject({ table: z.string(), rows: count, hash: z.string() });
 export type CorpusFingerprint = z.infer<typeof corpusFingerprint>;
 
 /**
  * G0: what precheck recorded before anything happened, kept in the run row's
- * baseline column. `tables` covers the run's corpus only (`corpus`): its
- * units, and the versions and log rows of those units.
+ * baseline column. `write_mark` is the server's snapshot at that moment (also
+ * kept where the application cannot write it, cutter_governance.run_write_mark):
+ * every write to the run's corpus committed after it counts against the run
+ * (docs/proof.md). `tables` is the full fingerprint older runs took instead.
  */
 export const baseline = z.strictObject({
   taken_utc: z.string(),
   corpus: z.string(),
-  tables: z.array(corpusFingerprint),
+  write_mark: z.string().optional(),
+  tables: z.array(corpusFingerprint).optional(),
   execution_enabled: z.boolean(),
   execution_enabled_for_run: z.boolean(),
   // On a Redis Cluster, `nodes` has each master's settings; the three above then hold for all of them.
@@ -63,14 +66,15 @@ export type Check = z.infer<typeof check>;
 
 const RESULT_SCHEMAS = {
   precheck: z.strictObject({
-    tables: z.array(z.strictObject({ table: z.string(), rows: count })),
+    write_mark: z.string().optional(),
+    tables: z.array(z.strictObject({ table: z.string(), rows: count })).optional(),
     execution_enabled: z.boolean(),
     redis_durable: z.boolean(),
   }),
   'grant-probe': z.strictObject({ role: z.string(), rows: count, all_hold: z.literal(true) }),
   discover: z.strictObject({ records: count, bytes: count, sha256 }),
-  /** The plan, and everything of the run's corpus it does not cover fingerprinted, for verify's "nothing else changed". */
-  cutplan: planSummary.extend({ outside_fingerprint: z.array(corpusFingerprint) }),
+  /** The plan (runs before issue 29 also fingerprinted the corpus outside it here). */
+  cutplan: planSummary.extend({ outside_fingerprint: z.array(corpusFingerprint).optional() }),
   'approval-gate': z.strictObject({
     /** approvals: opened now by valid approvals (decision_ids consumed in the commit that completes the phase); already: a redelivery found it open. */
     released: z.enum(['approvals', 'already']),

@@ -63,8 +63,14 @@ export async function buildReport(pool: Pool | PoolClient, runId: string): Promi
   };
   lines.push('## Baseline (G0)', '');
   if (baseline) {
-    lines.push(`Of corpus ${baseline.corpus}: its units, and the versions and log rows of those units.`, '', '| table | rows | hash |', '|---|---|---|');
-    for (const t of baseline.tables) lines.push(`| ${t.table} | ${t.rows} | \`${t.hash}\` |`);
+    if (baseline.write_mark !== undefined) {
+      lines.push(`Of corpus ${baseline.corpus}: every write to its units, their versions or their log rows committed after the mark ` +
+        `\`${baseline.write_mark}\` (the server's snapshot at ${baseline.taken_utc}) counts against the run (docs/proof.md).`);
+    }
+    if (baseline.tables) {
+      lines.push(`Of corpus ${baseline.corpus}: its units, and the versions and log rows of those units.`, '', '| table | rows | hash |', '|---|---|---|');
+      for (const t of baseline.tables) lines.push(`| ${t.table} | ${t.rows} | \`${t.hash}\` |`);
+    }
     lines.push('', `execution_enabled(): ${String(baseline.execution_enabled)}; Redis durable: ${String(baseline.redis.durable)}` +
       (baseline.volatile_redis_allowed ? ' (volatile Redis allowed by CUTTER_ALLOW_VOLATILE_REDIS)' : ''), '');
   } else lines.push(...absent('precheck'));

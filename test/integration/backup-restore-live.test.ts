@@ -1,14 +1,18 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../shared/audit/verify.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createBackup } from '../../shared/backup/create.js';
+import { backupSpecFrom } from '../../shared/backup/spec.js';
 import { manifestPathFor, readManifest } from '../../shared/backup/manifest.js';
 import { restoreBackup } from '../../shared/backup/restore.js';
 import { fingerprintCorpusTables } from '../support/corpus-tables.js';
 import { handAddedExecute, runAppliedLive, trustLocalSovereign, type AppliedRun } from '../support/applied-run.js';
 import { auditRowHead, reportHead } from '../support/audit-head.js';
 import { runCli } from '../support/cli.js';
-import { createDemoDatabase, dropDatabase, queryOnce, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
+import { createDemoDatabase, createTestDatabase, dropDatabase, queryOnce, testDatabaseUrl, uniqueDatabaseName } from '../support/db.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 
 /**
@@ -178,6 +182,33 @@ describe('a restore into a new database (disaster recovery)', () => {
       expect(await reportHead(pool, applied.runId)).toBe(await auditRowHead(pool, 'backup.restored'));
     } finally {
       await pool.end();
+    }
+  });
+});
+
+describe('a restore on another server', () => {
+  it('stamps the records of writes whose transaction ids this server has not reached as history, so no new run counts them', async () => {
+    // A record made on a server further along than this one: its transaction id is ahead of every id here.
+    const source = await createTestDatabase('restore_foreign_src');
+    await source.pool.query(`INSERT INTO cutter_governance.corpus_write (xact, corpus, tbl, op, rows)
+                       VALUES ((pg_current_xact_id()::text::bigint + 1000000000)::text::xid8, 'ICX-WORK', 'public.information_unit', 'update', 1)`);
+    const dir = mkdtempSync(join(tmpdir(), 'cutter-foreign-'));
+    try {
+      const { file } = await createBackup(backupSpecFrom({ databaseUrl: source.url, recipientFpr: env.cfg.BACKUP_GPG_FPR ?? '', outDir: dir, gnupgHome: env.cfg.GNUPGHOME }));
+      const url = scratchUrl('restore_foreign');
+      const result = await runCli(['backup', 'restore', file, '--into', url], env.env);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain('records of corpus writes made on another server, stamped as history (docs/proof.md): 1');
+      const [left] = await one<{ ahead: number; unseen: number }>(
+        url,
+        `SELECT count(*) FILTER (WHERE xact >= pg_current_xact_id())::int AS ahead,
+                count(*) FILTER (WHERE NOT pg_visible_in_snapshot(xact, pg_current_snapshot()))::int AS unseen
+           FROM cutter_governance.corpus_write`,
+      );
+      expect(left).toEqual({ ahead: 0, unseen: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await source.drop();
     }
   });
 });

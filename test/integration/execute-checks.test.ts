@@ -1,25 +1,18 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
 import { findPostconditionFailures } from '../../shared/execute/postconditions.js';
-import { buildPlan } from '../../shared/plan/build.js';
 import { recomputePlanSha256 } from '../../shared/plan/hash.js';
-import { claimPhase } from '../../shared/runs/store.js';
-import { liveRunChecks } from '../../shared/runs/checks.js';
-import type { CorpusFingerprint } from '../../shared/jobs/results.js';
-import { fingerprintCorpus, fingerprintOutsideRun } from '../../shared/runs/fingerprint.js';
-import { stageSnapshot } from '../../shared/snapshot/stage.js';
-import { getTarget } from '../../shared/targets/registry.js';
 import type { PhaseDeps } from '../../workers/context.js';
-import { executeWorker } from '../../workers/execute/process.js';
 import { fingerprintCorpusTables } from '../support/corpus-tables.js';
+import { execFixture } from '../support/exec-fixture.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { insertRunRow, insertTargetRow, ndjson, recordBackupTaken, seedUnits, sha256, type UnitSpec } from '../support/plan-fixtures.js';
+import { seedUnits, sha256 } from '../support/plan-fixtures.js';
 import { waitFor } from '../support/poll.js';
-import { insertConsumedApprovals, makeKey, writeTrustedKeys } from '../support/sovereign.js';
+import { makeKey, writeTrustedKeys } from '../support/sovereign.js';
 
 /**
  * Execute's guarantees, one by one, against the single apply statement
@@ -33,7 +26,6 @@ let db: TestDatabase;
 let dir: string;
 const key = makeKey('sovereign-exec');
 let deps: PhaseDeps;
-let runs = 0;
 
 beforeAll(async () => {
   db = await createTestDatabase('execchecks');
@@ -47,64 +39,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Four units and a snapshot that makes every op: transition, revise, revise+transition, create. */
-const UNITS: UnitSpec[] = [
-  { key: 'a', state: 'draft', body: 'a v1' },
-  { key: 'b', state: 'draft', body: 'b v1' },
-  { key: 'c', state: 'draft', body: 'c v1', version: 2 },
-  { key: 'd', state: 'enacted', body: 'd v1' },
-];
-const SNAPSHOT = [
-  { key: 'a', state: 'enacted', body: 'a v1' },
-  { key: 'b', state: 'draft', body: 'b v2' },
-  { key: 'c', state: 'enacted', body: 'c v3' },
-  { key: 'd', state: 'enacted', body: 'd v1' },
-  { key: 'n', state: 'draft', body: 'n v1' },
-];
-
-/** A corpus of its own with the units above, planned for a run that is running. */
-async function plannedRun(mode: 'dry' | 'live'): Promise<{ runId: string; corpus: string; k: (s: string) => string }> {
-  runs += 1;
-  const corpus = `EX${runs}`;
-  const k = (s: string) => `${corpus}/${s}`;
-  await seedUnits(db.pool, corpus, UNITS.map((u) => ({ ...u, key: k(u.key) })));
-  await insertTargetRow(db.pool, { name: `ex${runs}`, corpus });
-  const runId = `run-exec-${String(runs).padStart(4, '0')}`;
-  await insertRunRow(db.pool, { runId, target: `ex${runs}`, corpus, mode });
-  const path = join(dir, `${runId}.ndjson`);
-  writeFileSync(path, ndjson(SNAPSHOT.map((r) => ({ ...r, key: k(r.key) }))));
-  await stageSnapshot(db.pool, { runId, corpus, path });
-  const target = await getTarget(db.pool, `ex${runs}`);
-  if (!target) throw new Error('no target');
-  const client = await db.pool.connect();
-  try {
-    await buildPlan(client, { runId, target });
-  } finally {
-    client.release();
-  }
-  return { runId, corpus, k };
-}
-
-/** What a gate that opened leaves behind: consumed approvals of the frozen hash, the switch on for the run. */
-async function approve(runId: string): Promise<void> {
-  await insertConsumedApprovals(db.pool, runId, key);
-  await db.pool.query(
-    `UPDATE cutter_governance.execution_switch SET enabled = true, run_id = $1, expires_at = now() + interval '1 hour', changed_by = 'test'`,
-    [runId],
-  );
-}
-
-/** Claims execute for the run and runs its processor, as a worker would; resolves with its result or its error code and message. */
-async function execute(runId: string): Promise<{ result?: Record<string, unknown>; code?: string; message?: string }> {
-  await recordBackupTaken(db.pool, runId);
-  const run = (await claimPhase(db.pool, runId, 'execute'))?.run;
-  if (!run) throw new Error(`no run ${runId}`);
-  try {
-    return { result: await executeWorker.process({ run, reads: null, job: {} as never, progress: () => Promise.resolve() }, deps) };
-  } catch (err) {
-    return { code: (err as { code?: string }).code ?? 'INTERNAL', message: (err as Error).message };
-  }
-}
+const { plannedRun, approve, execute } = execFixture(() => ({ db, dir, deps, key }));
 
 /** Re-freezes the plan's hash after its items were edited, as a faulty planner would have frozen it (approve afterwards). */
 async function refreeze(runId: string): Promise<void> {
@@ -283,69 +218,5 @@ describe('execute, dry', () => {
     const out = await execute(runId);
     expect(out.code, out.message).toBe('EXECUTE_DRIFT');
     expect(out.message).toContain(`drifted keys: ${k('b')};`);
-  });
-});
-
-describe('verify after a live apply', () => {
-  /** A run planned, with the baseline and outside-the-plan fingerprint its precheck and cutplan take, then applied. */
-  async function applied(): Promise<{ runId: string; corpus: string; k: (s: string) => string; baseline: CorpusFingerprint[]; outsideAtPlan: CorpusFingerprint[] }> {
-    const { runId, corpus, k } = await plannedRun('live');
-    const baseline = await fingerprintCorpus(db.pool, corpus);
-    const outsideAtPlan = await fingerprintOutsideRun(db.pool, runId, corpus);
-    await approve(runId);
-    const out = await execute(runId);
-    expect(out.code, out.message).toBeUndefined();
-    return { runId, corpus, k, baseline, outsideAtPlan };
-  }
-  const failed = async (run: Awaited<ReturnType<typeof applied>>) =>
-    (await liveRunChecks(db.pool, run)).filter((c) => !c.passed).map((c) => c.name);
-
-  it('passes every check when the corpus is the baseline plus exactly the plan', async () => {
-    const run = await applied();
-    const checks = await liveRunChecks(db.pool, run);
-    expect(checks.map((c) => [c.name, c.passed])).toEqual([
-      ['public.information_unit rows = baseline + plan', true],
-      ['public.unit_version rows = baseline + plan', true],
-      ['public.iu_lifecycle_log rows = baseline + plan', true],
-      ['public.information_unit outside the plan unchanged', true],
-      ['public.unit_version outside the plan unchanged', true],
-      ['public.iu_lifecycle_log outside the plan unchanged', true],
-      ['every item postcondition holds', true],
-      ['execution ledger row', true],
-      ['execution_enabled(run) off', true],
-    ]);
-    // The counts it compares are the corpus's own (baseline + 1 create, 3 versions, 4 log rows).
-    const rows = (await fingerprintCorpus(db.pool, run.corpus)).map((t) => t.rows);
-    expect(checks.slice(0, 3).map((c) => c.actual)).toEqual(rows);
-    expect(rows).toEqual(run.baseline.map((t, i) => t.rows + [1, 3, 4][i]!));
-  });
-
-  it('fails on a unit the plan left alone that changed afterwards', async () => {
-    const run = await applied();
-    await db.pool.query(`UPDATE information_unit SET state = 'retired' WHERE key = $1`, [run.k('d')]);
-    expect(await failed(run)).toEqual(['public.information_unit outside the plan unchanged']);
-  });
-
-  it('fails on a version the plan did not write, both its count and the fingerprint outside the plan', async () => {
-    const run = await applied();
-    await db.pool.query(`INSERT INTO unit_version (unit_id, version, body, body_sha256) SELECT id, 2, 'd v2', $2 FROM information_unit WHERE key = $1`, [
-      run.k('d'),
-      sha256('d v2'),
-    ]);
-    expect(await failed(run)).toEqual(['public.unit_version rows = baseline + plan', 'public.unit_version outside the plan unchanged']);
-  });
-
-  it('ignores writes to other corpora (their runs prove them)', async () => {
-    const run = await applied();
-    const other = await plannedRun('live');
-    await db.pool.query(`UPDATE information_unit SET state = 'retired' WHERE key = $1`, [other.k('d')]);
-    await db.pool.query(`INSERT INTO unit_version (unit_id, version, body, body_sha256) SELECT id, 2, 'a v2', $2 FROM information_unit WHERE key = $1`, [
-      other.k('a'),
-      sha256('a v2'),
-    ]);
-    await db.pool.query(`INSERT INTO iu_lifecycle_log (unit_id, from_state, to_state, version, actor) SELECT id, 'draft', 'enacted', 1, 'someone' FROM information_unit WHERE key = $1`, [
-      other.k('b'),
-    ]);
-    expect(await failed(run)).toEqual([]);
   });
 });

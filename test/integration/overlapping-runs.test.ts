@@ -3,17 +3,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localSovereign, type LocalSovereign } from '../../shared/demo/sovereign.js';
 import { loadVerifyResult } from '../../shared/runs/checks.js';
-import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
+import { fingerprintCorpus } from '../support/corpus-tables.js';
 import { insertTargetRow, ndjson, seedUnits, sha256 } from '../support/plan-fixtures.js';
 import { waitFor } from '../support/poll.js';
 import { createRunEnv, type RunEnv } from '../support/run-env.js';
 import { waitForGate } from '../support/sovereign.js';
 
 /**
- * Live runs on distinct corpora overlap freely: each run's proof (precheck's
- * baseline, cutplan's fingerprint outside the plan, verify's counts) covers
- * its own corpus, so one run's cut is not another run's surprise. A write to
- * the run's own corpus by anyone else still fails its verify.
+ * Live runs on distinct corpora overlap freely: each run's proof (the writes
+ * to its corpus since its baseline, docs/proof.md) covers its own corpus,
+ * so one run's cut is not another run's surprise. A write to the run's own
+ * corpus by anyone else still fails its verify.
  *
  * Every run here is enqueued and paused at SG_1 before the first approval,
  * so every baseline predates every cut: with whole-table proofs, each run
@@ -140,7 +140,7 @@ describe("a write by someone else to the run's own corpus, between cutplan and v
     expect(view.status).toBe('failed');
     expect(view.failed_phase).toBe('verify');
     expect(view.verdict).toBe('FAIL');
-    expect(await failedChecks(runId)).toEqual(['public.information_unit outside the plan unchanged']);
+    expect(await failedChecks(runId)).toEqual(["public.information_unit: no write since the baseline but the run's"]);
     expect((await written(runId)).ledger).toBe(1);
   });
 
@@ -155,7 +155,7 @@ describe("a write by someone else to the run's own corpus, between cutplan and v
     const view = await env.waitForEnd(runId, 120_000);
     expect(view.status).toBe('failed');
     expect(view.verdict).toBe('FAIL');
-    expect(await failedChecks(runId)).toEqual(['public.iu_lifecycle_log rows = baseline + plan', 'public.iu_lifecycle_log outside the plan unchanged']);
+    expect(await failedChecks(runId)).toEqual(["public.iu_lifecycle_log: no write since the baseline but the run's"]);
   });
 });
 

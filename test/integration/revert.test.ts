@@ -178,7 +178,8 @@ describe('cutter revert', () => {
     const names = verify.rows[0]?.checks.filter((c) => c.passed).map((c) => c.name) ?? [];
     expect(names).toContain(`every reverted unit as before run ${cutId} (state, body sha256; created: retired)`);
     expect(names).toContain(`every unit run ${cutId} changed reverted or skipped`);
-    expect(names).toContain('public.information_unit outside the plan unchanged');
+    expect(names).toContain("public.information_unit: no write since the baseline but the run's");
+    expect(names).toContain('public.information_unit: the run wrote what the plan says');
 
     // The run object, its page and its report name what it reverts; the audit chain holds.
     expect((await apiRun(revertId)).revert_of).toBe(cutId);

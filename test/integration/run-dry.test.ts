@@ -29,7 +29,7 @@ describe('a dry run', () => {
       [runId],
     );
     expect(verify.rows[0]?.passed).toBe(true);
-    expect(verify.rows[0]?.checks.map((c) => c.name)).toContain('public.information_unit unchanged');
+    expect(verify.rows[0]?.checks.map((c) => c.name)).toContain('public.information_unit: no write since the baseline');
     const execute = view.phases.find((p) => p.phase === 'execute');
     expect(execute?.summary).toMatchObject({ rehearsed: true, rolled_back: true, units_created: 10, versions_written: 15, log_rows: 55 });
     const lock = await env.db.pool.query('SELECT 1 FROM cutter_governance.corpus_lock');

@@ -65,7 +65,7 @@ export async function plannedRun(pool: Pool, args: { n: number; corpus: string; 
   await pool.query(`UPDATE cutter_governance.run SET status = 'awaiting_approval' WHERE run_id = $1`, [runId]);
   await pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at, summary) VALUES ($1, 'cutplan', 'completed', now(), $2)`, [
     runId,
-    JSON.stringify(phaseResult('cutplan', { ...plan, outside_fingerprint: [] })),
+    JSON.stringify(phaseResult('cutplan', plan)),
   ]);
   return { runId, target, corpus, planSha256: plan.plan_sha256, unitCount: plan.unit_count };
 }

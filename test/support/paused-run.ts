@@ -36,7 +36,7 @@ export async function pauseAtGate(pool: Pool, runId: string): Promise<PausedRun>
      VALUES ($1, 'icx-work', 'ICX-WORK', $2, 0, '{}', '{}')`,
     [runId, planSha256],
   );
-  const result = { plan_sha256: planSha256, unit_count: 0, by_op: {}, by_transition: {}, outside_fingerprint: [] };
+  const result = { plan_sha256: planSha256, unit_count: 0, by_op: {}, by_transition: {} };
   await pool.query(`INSERT INTO cutter_governance.run_phase (run_id, phase, state, finished_at, summary) VALUES ($1, 'cutplan', 'completed', now(), $2)`, [
     runId,
     JSON.stringify(phaseResult('cutplan', result)),

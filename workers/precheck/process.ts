@@ -3,7 +3,7 @@ import { backupSpecFromConfig } from '../../shared/backup/spec.js';
 import { CutterError } from '../../shared/errors.js';
 import { phasesFor } from '../../shared/jobs/catalog.js';
 import { describeDurability, redisDurability } from '../../shared/redis.js';
-import { fingerprintCorpus } from '../../shared/runs/fingerprint.js';
+import { markBaseline } from '../../shared/runs/writes.js';
 import { saveBaseline } from '../../shared/runs/store.js';
 import { requireC3 } from '../../shared/targets/criteria.js';
 import { requireTarget } from '../../shared/targets/registry.js';
@@ -13,9 +13,9 @@ import type { PhaseCall, PhaseDeps, PhaseWorker } from '../context.js';
 import { POSTGRES_OUTAGE_WAIT_MS } from '../phase-runner.js';
 
 /**
- * G0: the baseline every later check compares with (fingerprints of the
- * run's corpus, which the corpus lock keeps other runs out of, and the kill
- * switch), plus the early refusals: protected target, volatile Redis
+ * G0: the baseline every later check compares with (the mark after which
+ * every write to the run's corpus counts against it, docs/proof.md, and the
+ * kill switch), plus the early refusals: protected target, volatile Redis
  * for a live run, a backup that could not be taken, a phase nobody serves.
  */
 async function processPrecheck({ run }: PhaseCall, deps: PhaseDeps): Promise<PhaseResult<'precheck'>> {
@@ -52,11 +52,11 @@ async function processPrecheck({ run }: PhaseCall, deps: PhaseDeps): Promise<Pha
     [run.run_id],
   );
   await reachMoment('precheck.middle', run.run_id); // selftest done, no baseline yet
-  const tables = await fingerprintCorpus(deps.pool, run.corpus);
+  const mark = await markBaseline(deps.pool, run.run_id);
   const baseline = {
     taken_utc: new Date().toISOString(),
     corpus: run.corpus,
-    tables,
+    write_mark: mark,
     execution_enabled: rows[0]?.any ?? false,
     execution_enabled_for_run: rows[0]?.mine ?? false,
     redis: durability,
@@ -65,7 +65,7 @@ async function processPrecheck({ run }: PhaseCall, deps: PhaseDeps): Promise<Pha
   };
   await saveBaseline(deps.pool, run.run_id, baseline);
   return {
-    tables: tables.map((t) => ({ table: t.table, rows: t.rows })),
+    write_mark: mark,
     execution_enabled: baseline.execution_enabled,
     redis_durable: durability.durable,
   };

@@ -1,43 +1,25 @@
 import { appendAudit } from '../../shared/audit/append.js';
-import { CutterError } from '../../shared/errors.js';
 import { reachMoment } from '../../shared/jobs/moments.js';
 import { buildReport } from '../../shared/runs/report.js';
-import { revertChecks } from '../../shared/revert/checks.js';
-import { dryRunChecks, liveRunChecks, saveVerifyResult } from '../../shared/runs/checks.js';
-import { completedResult, finishRun, getPhases, runBaseline, saveReport } from '../../shared/runs/store.js';
+import { runChecks, saveVerifyResult } from '../../shared/runs/checks.js';
+import { finishRun, saveReport } from '../../shared/runs/store.js';
 import { discardStagedSnapshot } from '../../shared/snapshot/stage.js';
 import { releaseCorpusLock } from '../../shared/targets/lock.js';
 import type { PhaseWorker } from '../context.js';
 
 /**
- * G8: the run's corpus is exactly what the plan says (live) or exactly what
- * it was (dry); other corpora are other runs' proof. A live revert also
- * proves each unit it reverted is as it was before the run it reverts. Writes verify_result
+ * G8: since the baseline, the run's corpus was written by its own apply and
+ * exactly as the plan says (live) or not at all (dry), read from the
+ * database's record of writes (docs/proof.md); other corpora are other runs'
+ * proof. A live revert also proves each unit it reverted is as it was before
+ * the run it reverts. Writes verify_result
  * and releases the corpus lock; the commit that records the phase completed
  * also ends the run with this verdict and its report, so whoever sees the
  * run ended sees why.
  */
 export const verifyWorker: PhaseWorker<'verify'> = {
   process: async ({ run }, deps) => {
-    const baseline = runBaseline(run);
-    if (!baseline) throw new CutterError('BASELINE_MISSING', `run ${run.run_id} has no precheck baseline to verify against`);
-    // A baseline of another scope cannot be compared with this corpus's counts.
-    if (baseline.corpus !== run.corpus) {
-      throw new CutterError('BASELINE_SCOPE', `run ${run.run_id}: the baseline covers corpus ${baseline.corpus}, the run corpus ${run.corpus}`);
-    }
-    let checks;
-    if (run.mode === 'dry') {
-      checks = await dryRunChecks(deps.pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, switchForRun: baseline.execution_enabled_for_run });
-    } else {
-      const plan = completedResult(await getPhases(deps.pool, run.run_id), 'cutplan');
-      if (!plan) throw new CutterError('PLAN_FINGERPRINT_MISSING', `run ${run.run_id}: cutplan recorded no fingerprint`);
-      // A revert also proves that what it reverted is as it was before the run it reverts (read side by side).
-      const [live, revert] = await Promise.all([
-        liveRunChecks(deps.pool, { runId: run.run_id, corpus: run.corpus, baseline: baseline.tables, outsideAtPlan: plan.outside_fingerprint }),
-        run.revert_of === null ? [] : revertChecks(deps.pool, { runId: run.run_id, revertOf: run.revert_of }),
-      ]);
-      checks = [...live, ...revert];
-    }
+    const checks = await runChecks(deps.pool, run);
     const passed = checks.every((c) => c.passed);
     await saveVerifyResult(deps.pool, run.run_id, checks);
     await reachMoment('verify.middle', run.run_id); // verify_result stored, the lock still held

@@ -27,6 +27,7 @@ function printSettled(r: RestoreSettlement): void {
   );
   out(`kill switch: off${r.switch_was_for ? ` (was set for ${r.switch_was_for})` : ''}`);
   if (r.approvals_consumed) out(`approvals of applied plans marked consumed: ${r.approvals_consumed}`);
+  if (r.writes_restamped) out(`records of corpus writes made on another server, stamped as history (docs/proof.md): ${r.writes_restamped}`);
   if (r.audit_seq !== null) out(`audited: backup.restored (row ${r.audit_seq})`);
 }
 

@@ -26,7 +26,8 @@
 --    writes at most one unit and each unit at most one item: "every item
 --    applied" is created + updated = the plan's item count. RETURNING gives
 --    the stored rows, so a trigger that changed one shows; with any trigger
---    or rule on the corpus tables the full postcondition join runs as well.
+--    or rule on the corpus tables the full postcondition join runs as well
+--    (but the corpus_write_* triggers, which only record that a write happened).
 --
 -- Errors (SQLSTATE): CX001 the run is not running at execute; CX007 no
 -- verified backup of the run; CX002 already
@@ -147,6 +148,7 @@ BEGIN
   -- Anything that could rewrite a row after the statement: then prove every item the long way.
   IF cardinality(v_failed) = 0 AND (
        EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE NOT tgisinternal
+                AND tgfoid <> 'cutter_governance.record_corpus_write()'::regprocedure
                 AND tgrelid IN ('public.information_unit'::regclass, 'public.unit_version'::regclass, 'public.iu_lifecycle_log'::regclass))
        OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite
                    WHERE ev_class IN ('public.information_unit'::regclass, 'public.unit_version'::regclass, 'public.iu_lifecycle_log'::regclass))) THEN
@@ -161,7 +163,9 @@ BEGIN
   IF v_run.mode <> 'live' THEN
     RAISE EXCEPTION 'run % rehearsed and rolled back', p_run_id USING ERRCODE = 'CX000', DETAIL = v_counts::text;
   END IF;
-  INSERT INTO cutter_governance.execution_ledger (run_id, plan_sha256, unit_count) VALUES (p_run_id, v_plan.plan_sha256, v_items);
+  -- xact: this transaction, whose writes verify counts as the run's own (corpus_write).
+  INSERT INTO cutter_governance.execution_ledger (run_id, plan_sha256, unit_count, xact)
+  VALUES (p_run_id, v_plan.plan_sha256, v_items, pg_current_xact_id());
   UPDATE cutter_governance.cut_change_set SET status = 'applied', applied_at = now() WHERE run_id = p_run_id;
   PERFORM cutter_governance.disarm_execution(p_run_id, p_actor);
   INSERT INTO cutter_governance.audit_event (seq, at, actor, kind, run_id, detail, prev_hash, hash)

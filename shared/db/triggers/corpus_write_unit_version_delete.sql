@@ -1,0 +1,4 @@
+-- Every delete from public.unit_version is recorded (function record_corpus_write).
+CREATE OR REPLACE TRIGGER corpus_write_unit_version_delete AFTER DELETE ON public.unit_version
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cutter_governance.record_corpus_write();
