@@ -2,7 +2,7 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { CutterError } from '../errors.js';
 import { findPostconditionFailures } from '../execute/postconditions.js';
 import { check as checkSchema, type Check } from '../jobs/results.js';
-import { revertChecks } from '../revert/checks.js';
+import { revertChecks } from './revert-checks.js';
 import { runBaseline, type RunRow } from './store.js';
 import { CORPUS_TABLES, writesSinceBaseline, type CorpusTable, type WriteTally } from './writes.js';
 
