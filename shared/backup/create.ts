@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import type pg from 'pg';
 import { formatHead, readChainHead } from '../audit/head.js';
 import { BackupRunnerError } from './errors.js';
-import { FINGERPRINT_METHOD, fingerprintTables, type FingerprintPacing, type DumpFingerprint } from './fingerprint.js';
+import { FINGERPRINT_METHOD, fingerprintTables, type DumpFingerprint } from './fingerprint.js';
 import { packetRecipients } from './gpg.js';
 import { MANIFEST_FORMAT, manifestPathFor, syncDirectory, writeFileAtomic, type BackupManifest } from './manifest.js';
 import { recipientKeyIds } from './packets.js';
@@ -30,13 +30,6 @@ export interface CreateBackupOptions {
 
 const PROGRESS_EVERY_MS = 250;
 
-/**
- * While pg_dump runs, the table fingerprints use at most this share of wall
- * time: on a small machine pg_dump's zlib takes a core, and a burst of hashing
- * beside it takes the CPU the COPY backend and gpg need; spread out, the same
- * work fits in the time the second core has to spare.
- */
-const FINGERPRINT_DUTY = 0.4;
 
 interface ServerInfo {
   snapshot: string;
@@ -91,8 +84,6 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
     // of the recipient.
     let fingerprints: Promise<DumpFingerprint[]> | undefined;
     let head: Buffer | undefined;
-    let markDumpEnded: () => void = () => undefined;
-    const dumpEnded = new Promise<void>((resolve) => (markDumpEnded = resolve));
     let lastReport = 0;
     const streamed = await dumpEncrypted({
       databaseUrl: spec.databaseUrl,
@@ -105,7 +96,7 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
       onHead: (first) => {
         head = first;
         markStreaming();
-        fingerprints = fingerprintInSnapshot(client, { duty: FINGERPRINT_DUTY, until: dumpEnded });
+        fingerprints = fingerprintInSnapshot(client);
         // A failed dump is reported at once; this outcome no longer matters then.
         fingerprints.catch(() => undefined);
       },
@@ -120,7 +111,6 @@ export async function createBackup(spec: BackupSpec, options: CreateBackupOption
       // First, so the version check (which waits for streaming) can settle before the failure is explained.
       .finally(() => {
         markStreaming();
-        markDumpEnded();
       })
       .catch(async (err: unknown) => {
         // A failed check explains a dump it stopped (or made fail) better than the dump's own error.
@@ -282,10 +272,10 @@ async function chainHeadInSnapshot(client: pg.Client): Promise<string | null> {
 }
 
 /** Fingerprints inside the exporting transaction; a savepoint keeps a failure from ending that transaction (and with it pg_dump's snapshot). */
-async function fingerprintInSnapshot(client: pg.Client, pacing?: FingerprintPacing): Promise<DumpFingerprint[]> {
+async function fingerprintInSnapshot(client: pg.Client): Promise<DumpFingerprint[]> {
   await client.query('SAVEPOINT cutter_fingerprint');
   try {
-    const tables = await fingerprintTables(client, { pacing });
+    const tables = await fingerprintTables(client);
     await client.query('RELEASE SAVEPOINT cutter_fingerprint');
     return tables;
   } catch (err) {

@@ -69,8 +69,7 @@ const LIST_TABLES = `
             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
               AND (format_type(coalesce(e.oid, t.oid), NULL) <> ALL ($1::text[])
                    OR NOT coalesce(co.collisdeterministic, true))
-         ) AS by_value,
-         (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int)::int AS pages
+         ) AS by_value
     FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind = 'r'
@@ -83,21 +82,6 @@ const LIST_TABLES = `
    ORDER BY 1, 2`;
 
 /**
- * Spreads the scans over time while the dump runs: a burst of hashing on a
- * small machine takes the CPU pg_dump's compression needs, while the same
- * work spread thin fits beside it.
- */
-export interface FingerprintPacing {
-  /** The share of wall time the scans may use while `until` is pending (0 < duty ≤ 1). */
-  duty: number;
-  /** Once this settles (the dump has ended), the rest runs flat out. */
-  until: Promise<unknown>;
-}
-
-/** Pages per scan: a table is read in slices of this many pages (TID range scans, PostgreSQL ≥ 14). */
-const SLICE_PAGES = 512;
-
-/**
  * Fingerprints every table, inside the caller's open transaction (so a
  * REPEATABLE READ transaction that exported pg_dump's snapshot sees exactly
  * what pg_dump sees). `methods` forces the hash per table, so a restore is
@@ -107,18 +91,12 @@ export async function fingerprintTables(
   client: pg.Client | pg.PoolClient,
   options: {
     methods?: ReadonlyMap<string, 'record' | 'text'> | undefined;
-    pacing?: FingerprintPacing | undefined;
     /** Only these tables (schema.table); every table when absent. */
     only?: ReadonlySet<string> | undefined;
   } = {},
 ): Promise<DumpFingerprint[]> {
   for (const statement of STABLE_OUTPUT) await client.query(statement);
-  const version = await client.query<{ num: string }>("SELECT current_setting('server_version_num') AS num");
-  const slices = Number(version.rows[0]?.num ?? 0) >= 140000;
-  const pacer = options.pacing ? paced(options.pacing) : undefined;
-  const tables = await client.query<{ schema: string; name: string; by_value: boolean; pages: number }>(LIST_TABLES, [
-    BY_VALUE_TYPES,
-  ]);
+  const tables = await client.query<{ schema: string; name: string; by_value: boolean }>(LIST_TABLES, [BY_VALUE_TYPES]);
   const out: DumpFingerprint[] = [];
   for (const t of tables.rows) {
     const name = `${t.schema}.${t.name}`;
@@ -126,54 +104,18 @@ export async function fingerprintTables(
     const hash = options.methods?.get(name) ?? (t.by_value ? 'record' : 'text');
     const rowHash = hash === 'record' ? 'hash_record_extended(r.*, 0)' : 'hashtextextended(ROW(r.*)::text, 0)';
     // Identifiers come from the catalog and are quoted once; no input reaches this SQL.
-    const sql = `SELECT count(*)::text AS rows, coalesce(sum(${rowHash}::numeric), 0)::text AS sum
-                   FROM ONLY ${ident(t.schema)}.${ident(t.name)} AS r`;
-    let rows = 0n;
-    let sum = 0n;
-    // Slices partition the table: [0, n), [n, 2n), …, and the last is open-ended.
-    const starts = slices ? Array.from({ length: Math.max(1, Math.ceil(t.pages / SLICE_PAGES)) }, (_, i) => i * SLICE_PAGES) : [0];
-    for (const [i, first] of starts.entries()) {
-      const last = i === starts.length - 1;
-      const began = performance.now();
-      const result = !slices
-        ? await client.query<{ rows: string; sum: string }>(sql)
-        : last
-          ? await client.query<{ rows: string; sum: string }>(`${sql} WHERE ctid >= $1::tid`, [`(${first},0)`])
-          : await client.query<{ rows: string; sum: string }>(`${sql} WHERE ctid >= $1::tid AND ctid < $2::tid`, [
-              `(${first},0)`,
-              `(${first + SLICE_PAGES},0)`,
-            ]);
-      rows += BigInt(result.rows[0]?.rows ?? '0');
-      sum += BigInt(result.rows[0]?.sum ?? '0');
-      await pacer?.(performance.now() - began);
-    }
+    const { rows } = await client.query<{ rows: string; sum: string }>(
+      `SELECT count(*)::text AS rows, coalesce(sum(${rowHash}::numeric), 0)::text AS sum FROM ONLY ${ident(t.schema)}.${ident(t.name)} AS r`,
+    );
+    const count = rows[0]?.rows ?? '0';
     out.push({
       name,
-      rows: Number(rows),
+      rows: Number(count),
       hash,
-      content_hash: createHash('sha256').update(`${rows}:${sum}`).digest('hex'),
+      content_hash: createHash('sha256').update(`${count}:${rows[0]?.sum ?? '0'}`).digest('hex'),
     });
   }
   return out;
-}
-
-/** After a slice that took `busyMs`, rests long enough to keep to the duty cycle, unless the dump is over. */
-function paced(pacing: FingerprintPacing): (busyMs: number) => Promise<void> {
-  let over = false;
-  void pacing.until.then(
-    () => (over = true),
-    () => (over = true),
-  );
-  return async (busyMs) => {
-    if (over) return;
-    const restMs = busyMs * (1 / pacing.duty - 1);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      pacing.until.catch(() => undefined),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, restMs))),
-    ]);
-    clearTimeout(timer);
-  };
 }
 
 /** Fingerprints a whole database in a read-only snapshot of its own. */

@@ -42,8 +42,10 @@ interface DatabaseFacts {
  * made is a failed check. Never throws for a failed check.
  */
 export async function runSelftest(spec: BackupSpec): Promise<SelftestReport> {
-  const [gpg, pgDump, pgRestore, db, dir] = await Promise.all([
+  // Independent checks, side by side (the key's is judged against gpg's presence below).
+  const [gpg, key, pgDump, pgRestore, db, dir] = await Promise.all([
     gpgVersion(),
+    checkRecipient(spec.gnupgHome, spec.recipientFpr),
     pgToolVersion('pg_dump'),
     pgToolVersion('pg_restore'),
     databaseFacts(spec.databaseUrl),
@@ -55,7 +57,6 @@ export async function runSelftest(spec: BackupSpec): Promise<SelftestReport> {
   if (!gpg) {
     checks.push(fail('recipient key', 'GPG_MISSING', `cannot check key ${spec.recipientFpr} without gpg`));
   } else {
-    const key = await checkRecipient(spec.gnupgHome, spec.recipientFpr);
     checks.push(key.ok ? pass('recipient key', key.message) : { name: 'recipient key', ok: false, code: key.code, message: key.message });
   }
 

@@ -76,12 +76,14 @@ export async function verifyBackup(file: string, options: VerifyOptions = {}): P
     return report();
   }
 
-  for (const c of await checkIntegrity(path, manifest)) {
-    checks.push(c.ok || !c.code ? pass(c.name, c.what) : fail(c.name, c.code, c.what));
-  }
-  checks.push(await recipientCheck(path, manifest, options.gnupgHome));
-
-  const secret = await hasSecretSubkey(options.gnupgHome, manifest.recipient_fpr, manifest.encryption_subkey_id);
+  // Independent reads (the file's bytes, its packets, the keyring), side by side; reported in this order.
+  const [integrity, recipient, secret] = await Promise.all([
+    checkIntegrity(path, manifest),
+    recipientCheck(path, manifest, options.gnupgHome),
+    hasSecretSubkey(options.gnupgHome, manifest.recipient_fpr, manifest.encryption_subkey_id),
+  ]);
+  for (const c of integrity) checks.push(c.ok || !c.code ? pass(c.name, c.what) : fail(c.name, c.code, c.what));
+  checks.push(recipient);
   if (secret) {
     checks.push(await fullReadCheck(path, options.gnupgHome));
   } else {
