@@ -103,7 +103,7 @@ export const dryRunBench: Bench = {
             `bare hand path of what a dry run must do, both medians of ${rounds} rounds in the same bench run: the backup DESIGN §1 has a dry ` +
             `run take and prove ("same (proves it)") as a shell pipeline, \`pg_dump -Fc --compress=1 | gpg --compress-algo none --encrypt ` +
             `-r FPR > file\` of the dry run's database, the demo corpus (cutter's own compression settings, after one untimed pass), plus 8 empty jobs moved ` +
-            `through a BullMQ flow. Beyond them a dry run verifies its backup, fingerprints every corpus table twice, probes the grant ` +
+            `through a BullMQ flow. Beyond them a dry run verifies its backup and fingerprints every table for its manifest, runs the backup selftest in precheck, probes the grant ` +
             `matrix live and stages, plans and rehearses in PostgreSQL. Where the time goes, from the runs' own phase rows: ${composition}.`,
         },
       ];

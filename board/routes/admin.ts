@@ -13,7 +13,7 @@ import { sendError } from '../errors.js';
  * gate reads like a scheduled execution and is the opposite.
  */
 const QUEUE_DESCRIPTIONS: Record<Phase, string> = {
-  precheck: '1. G0: baseline of the run\'s corpus, kill switch, backup selftest, workers present',
+  precheck: '1. G0: the baseline mark of the run\'s corpus, kill switch, backup selftest, workers present',
   'grant-probe': '2. the exec role holds exactly the deployment grant matrix',
   discover: '3. the snapshot parsed, validated and staged',
   cutplan: '4. the change set and its plan_sha256, frozen',
@@ -21,7 +21,7 @@ const QUEUE_DESCRIPTIONS: Record<Phase, string> = {
     '5. live runs only: a delayed job waits for the sovereign\'s SG_1 approval and EXEC grant, released early when they arrive. "Will run at" is the end of the approval window: without approval the run then EXPIRES, nothing is executed',
   backup: '6. pg_dump streamed into gpg, verified',
   execute: '7. the plan applied once, behind the kill switch (dry run: rehearsed and rolled back)',
-  verify: '8. G8: the corpus is exactly what the plan says (dry run: exactly what it was)',
+  verify: '8. G8: since the baseline only the run\'s apply wrote its corpus, exactly the plan (dry run: nothing wrote it)',
 };
 
 /** Where Bull Board lives. */
