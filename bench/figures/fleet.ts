@@ -229,7 +229,7 @@ export const fleetBench: Bench = {
             met: dry.passed === dry.n && dry.lost === 0,
             notes:
               `Each dry run (${PLAN_UNITS}-unit plan on its own ${UNITS_PER_CORPUS}-unit corpus) takes its own pg_dump | gpg backup of the whole ` +
-              `database and fingerprints its corpus before and after; ${WORKER_PROCESSES} \`cutter worker\` processes, 4 jobs at a time per phase each, on the same 2-core machine as Postgres and Redis. ` +
+              `database, and its proof reads the database's record of writes to its corpus; ${WORKER_PROCESSES} \`cutter worker\` processes, 4 jobs at a time per phase each, on the same 2-core machine as Postgres and Redis. ` +
               'All runs are enqueued at once, so the queue wait is mostly the wait behind the runs ahead: it is the time from the run\'s enqueue to its precheck starting. ' +
               `Phase medians: ${dry.phases}.`,
           },

@@ -81,7 +81,7 @@ export const revertBench: Bench = {
           `lifecycle log (a COPY out of PostgreSQL staged by the same code as a snapshot file), then plans, backs up, applies and verifies it ` +
           `like any run, and its verify also proves each unit is as before the cut. Cut: ${phaseList(cut.phases)}. ` +
           `Revert: ${phaseList(revert.phases)}. Gap (revert − cut): ${gapList(cut, revert)}. Where it goes: the revert works on a larger ` +
-          `database (the cut's new versions and ${fmt(plan)} lifecycle rows are in every fingerprint and in the backup); its discover judges ` +
+          `database (the cut's new versions and ${fmt(plan)} lifecycle rows are in the backup and its table fingerprints); its discover judges ` +
           `each unit (in temporary tables it analyzes) before the same staging a file gets, and \`cutter revert\` judges once more before it ` +
           `enqueues (outside the phases); its cutplan's items are each checked against the cut's by the database (trigger ` +
           `cut_change_item_revert); its verify adds the check against the cut's pre-states.`,
